@@ -1,1 +1,192 @@
+//! Lockstep's storage: one interface over SQLite (the embedded default) and PostgreSQL.
+//!
+//! Both backends run the same SQL through sqlx's `Any` driver; the few statements whose
+//! dialects differ branch on [`Backend`]. Every method that changes more than one row does
+//! so in one transaction, so a crash leaves either all of a transition or none of it.
+//!
+//! - [`instances`], [`webhooks`], [`tokens`]: what operators configure.
+//! - [`releases`]: releases and their stage transitions.
+//! - [`deliveries`]: deliveries, their attempts and the claims that share them out.
+//! - [`locks`]: locks and their settlement.
+//! - [`logs`]: the action log.
 
+pub mod deliveries;
+pub mod instances;
+pub mod locks;
+pub mod logs;
+pub mod releases;
+pub mod tokens;
+pub mod webhooks;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use lockstep_core::Invalid;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named resource does not exist (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The change clashes with what is stored, such as a duplicate id (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The input breaks a rule only the stored state can tell (422).
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The database failed; details are for the log, never for the client (500).
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    /// Migrations could not be applied at start.
+    #[error("could not migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// The one place where constraint violations become conflicts.
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_unique_violation() {
+                return StoreError::Conflict("a resource with that id already exists".into());
+            }
+        }
+        StoreError::Database(err)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A page of a list, ordered by id, with the cursor for the next one.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows: the extra row only says there is more.
+    fn from_rows(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+        let more = items.len() as i64 > limit;
+        items.truncate(limit as usize);
+        let next_cursor = if more { items.last().map(cursor_of) } else { None };
+        Page { items, next_cursor }
+    }
+}
+
+/// The handle every layer above uses to read and write Lockstep's state.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://PATH` or `postgres://…`), creating a SQLite
+    /// file if it is missing, and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url).ok_or_else(|| {
+            Invalid::new(
+                "database_url",
+                "must start with sqlite:// or postgres:// (or postgresql://)",
+            )
+        })?;
+        let pool = match backend {
+            Backend::Sqlite => open_sqlite(url).await?,
+            Backend::Postgres => open_postgres(url).await?,
+        };
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Answers whether the database is reachable, for `/healthz`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+pub fn backend_of(url: &str) -> Option<Backend> {
+    if url.starts_with("sqlite:") {
+        Some(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(Backend::Postgres)
+    } else {
+        None
+    }
+}
+
+/// SQLite runs on one connection. SQLite has one writer at a time anyway, and a single
+/// connection rules out the busy errors that deferred transactions meet under contention;
+/// statements are short and no transaction spans a network call.
+async fn open_sqlite(url: &str) -> Result<AnyPool> {
+    let url = if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    };
+    let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+async fn open_postgres(url: &str) -> Result<AnyPool> {
+    let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+    let pool = AnyPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Flags are stored as 0 or 1 in both backends.
+pub(crate) fn flag(value: bool) -> i64 {
+    i64::from(value)
+}
