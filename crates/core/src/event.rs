@@ -39,7 +39,10 @@ impl Event {
             let known: Vec<_> = Event::ALL.iter().map(|e| e.as_str()).collect();
             Invalid::new(
                 field,
-                format!("unknown event {text:?}; expected one of {}", known.join(", ")),
+                format!(
+                    "unknown event {text:?}; expected one of {}",
+                    known.join(", ")
+                ),
             )
         })
     }

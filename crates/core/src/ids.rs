@@ -74,7 +74,9 @@ fn is_valid(text: &str, prefix: &str) -> bool {
         Some((p, rest)) => {
             p == prefix
                 && rest.len() == 32
-                && rest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         }
         None => false,
     }

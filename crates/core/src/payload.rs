@@ -36,7 +36,12 @@ pub struct Payload<'a> {
 }
 
 impl<'a> Payload<'a> {
-    pub fn new(event: Event, instance: &'a Value, parent_log: i64, release: ReleaseFacts<'a>) -> Self {
+    pub fn new(
+        event: Event,
+        instance: &'a Value,
+        parent_log: i64,
+        release: ReleaseFacts<'a>,
+    ) -> Self {
         Payload {
             secret: None,
             instance,

@@ -44,13 +44,21 @@ impl Schedule {
             .split(',')
             .map(|part| parse_duration(part.trim()).ok_or(part.trim()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|bad| Invalid::new(field, format!("{bad:?} is not a duration like 30s, 5m or 2h")))?;
+            .map_err(|bad| {
+                Invalid::new(
+                    field,
+                    format!("{bad:?} is not a duration like 30s, 5m or 2h"),
+                )
+            })?;
         Schedule::new(steps, field)
     }
 
     pub fn new(steps: Vec<Duration>, field: &str) -> Result<Schedule, Invalid> {
         if steps.is_empty() || steps.len() > MAX_STEPS {
-            return Err(Invalid::new(field, format!("must have 1 to {MAX_STEPS} steps")));
+            return Err(Invalid::new(
+                field,
+                format!("must have 1 to {MAX_STEPS} steps"),
+            ));
         }
         if let Some(bad) = steps.iter().find(|s| **s < MIN_STEP || **s > MAX_STEP) {
             return Err(Invalid::new(
@@ -137,9 +145,15 @@ mod tests {
     fn retry_after_delays_but_never_past_the_longest_step() {
         let s = Schedule::parse("5s,1m", "retry").unwrap();
         let five = Duration::from_secs(5);
-        assert_eq!(s.honour_retry_after(five, Duration::from_secs(30)), Duration::from_secs(30));
+        assert_eq!(
+            s.honour_retry_after(five, Duration::from_secs(30)),
+            Duration::from_secs(30)
+        );
         assert_eq!(s.honour_retry_after(five, Duration::from_secs(3)), five);
-        assert_eq!(s.honour_retry_after(five, Duration::from_secs(9999)), Duration::from_secs(60));
+        assert_eq!(
+            s.honour_retry_after(five, Duration::from_secs(9999)),
+            Duration::from_secs(60)
+        );
     }
 
     #[test]

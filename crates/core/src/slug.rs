@@ -39,8 +39,19 @@ mod tests {
     #[test]
     fn slugs_accept_lowercase_words_and_refuse_the_rest() {
         assert!(InstanceId::parse("shop-prod-2", "id").is_ok());
-        for bad in ["", "Shop", "-shop", "shop-", "shop prod", "shop/prod", &"a".repeat(64)] {
-            assert!(InstanceId::parse(bad, "id").is_err(), "{bad:?} was accepted");
+        for bad in [
+            "",
+            "Shop",
+            "-shop",
+            "shop-",
+            "shop prod",
+            "shop/prod",
+            &"a".repeat(64),
+        ] {
+            assert!(
+                InstanceId::parse(bad, "id").is_err(),
+                "{bad:?} was accepted"
+            );
         }
     }
 }

@@ -43,7 +43,10 @@ fn rule_broken(name: &str) -> Option<&'static str> {
     if name == "@" {
         return Some("it is the single character @");
     }
-    if name.chars().any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c)) {
+    if name
+        .chars()
+        .any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c))
+    {
         return Some("it contains a space, a control character or one of ~ ^ : ? * [ \\");
     }
     if name.contains("..") || name.contains("@{") || name.contains("//") {
@@ -67,7 +70,12 @@ mod tests {
 
     #[test]
     fn ordinary_release_tags_are_accepted() {
-        for good in ["v2.4.1", "release/2026-12-03", "1.0.0-rc.1+build.5", "v1;$(id)`x`"] {
+        for good in [
+            "v2.4.1",
+            "release/2026-12-03",
+            "1.0.0-rc.1+build.5",
+            "v1;$(id)`x`",
+        ] {
             assert!(Tag::parse(good, "tag").is_ok(), "{good:?} was refused");
         }
     }
@@ -75,8 +83,26 @@ mod tests {
     #[test]
     fn names_git_refuses_are_refused() {
         let bad = [
-            "", "@", "v1; rm -rf /", "v1..2", "v1@{0}", "/v1", "v1/", "v1.", "a//b", ".hidden",
-            "v1.lock", "v1~1", "v1^", "a:b", "a?b", "a*b", "a[b", "a\\b", "tab\there", "nl\n",
+            "",
+            "@",
+            "v1; rm -rf /",
+            "v1..2",
+            "v1@{0}",
+            "/v1",
+            "v1/",
+            "v1.",
+            "a//b",
+            ".hidden",
+            "v1.lock",
+            "v1~1",
+            "v1^",
+            "a:b",
+            "a?b",
+            "a*b",
+            "a[b",
+            "a\\b",
+            "tab\there",
+            "nl\n",
         ];
         for name in bad {
             let err = Tag::parse(name, "tag").unwrap_err();

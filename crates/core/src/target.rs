@@ -53,7 +53,13 @@ mod tests {
     #[test]
     fn other_urls_are_refused_naming_the_field() {
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
-        for bad in ["", "not a url", "ftp://example.com/", "https://u:p@example.com/", &long] {
+        for bad in [
+            "",
+            "not a url",
+            "ftp://example.com/",
+            "https://u:p@example.com/",
+            &long,
+        ] {
             let err = WebhookUrl::parse(bad, "url").unwrap_err();
             assert_eq!(err.field, "url");
         }

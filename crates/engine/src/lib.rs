@@ -1,1 +1,207 @@
+//! Lockstep's engine: it moves releases through their stages and delivers webhooks.
+//!
+//! - [`runner`]: the release state machine, run once per wake-up, never parked in memory.
+//! - [`wake`]: the queue of wake-ups that drives the runner.
+//! - [`dispatcher`]: claims due deliveries and sends them, within a concurrency limit.
+//! - [`sender`]: one HTTP attempt under a hard deadline, with a capped response read.
+//! - [`steps`]: runs a release's commands and logs their output.
+//! - [`metrics`]: the counters `/metrics` shows.
+//!
+//! A waiting release costs a row: nothing runs for it until a wake-up names it (a lock
+//! settled, an attempt finished, a step ended, a release ahead of it ended).
 
+pub mod dispatcher;
+pub mod guard;
+pub mod metrics;
+pub mod runner;
+pub mod sender;
+pub mod steps;
+pub mod wake;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify, Semaphore};
+
+use lockstep_core::retry::Schedule;
+use lockstep_store::Store;
+
+pub use metrics::Metrics;
+
+/// The contract's default `User-Agent`.
+pub const DEFAULT_USER_AGENT: &str = "MDOQ Webhook (https://www.mdoq.io)";
+
+/// How the engine runs; built from the service's configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This process's name in claims and leases.
+    pub node_id: String,
+    pub user_agent: String,
+    /// The retry schedule for webhooks that set none of their own.
+    pub retry: Schedule,
+    /// How many attempts may be in flight at once.
+    pub max_in_flight: usize,
+    /// How far a delivery claim outlives its request deadline, so a slow attempt is never
+    /// taken over while it still runs.
+    pub lease_margin: Duration,
+    /// Networks webhooks may reach besides public addresses.
+    pub allow_networks: Vec<ipnet::IpNet>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            node_id: format!("node-{}", std::process::id()),
+            user_agent: DEFAULT_USER_AGENT.into(),
+            retry: Schedule::default(),
+            max_in_flight: 64,
+            lease_margin: Duration::from_secs(30),
+            allow_networks: Vec::new(),
+        }
+    }
+}
+
+/// The running engine, shared by the API and its own tasks.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: EngineConfig,
+    wake: wake::WakeQueue,
+    dispatch: Notify,
+    in_flight: Arc<Semaphore>,
+    sender: sender::Sender,
+    guard: guard::Guard,
+    /// Releases whose step runs in this process, with the handle that stops it.
+    running_steps: Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>,
+    metrics: Metrics,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Engine {
+    /// Builds the engine and starts its tasks: the wake-up driver and the dispatcher.
+    /// Releases left under way by an earlier run are woken, so each resumes at its stage.
+    pub async fn start(store: Store, config: EngineConfig) -> anyhow::Result<Engine> {
+        let guard = guard::Guard::new(config.allow_networks.clone());
+        let sender = sender::Sender::new(&config.user_agent, guard.clone())?;
+        let (wake, wake_rx) = wake::WakeQueue::new();
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+                store,
+                config,
+                wake,
+                dispatch: Notify::new(),
+                sender,
+                guard,
+                running_steps: Mutex::new(HashMap::new()),
+                metrics: Metrics::default(),
+                shutdown: watch::channel(false).0,
+            }),
+        };
+        if engine.store().backend() == lockstep_store::Backend::Sqlite {
+            // One process owns a SQLite file, so claims left by a crash are its own.
+            engine.store().release_all_claims().await?;
+        }
+        tokio::spawn(wake::drive(engine.clone(), wake_rx));
+        tokio::spawn(dispatcher::run(engine.clone()));
+        for id in engine.store().active_release_ids().await? {
+            engine.wake(&id);
+        }
+        Ok(engine)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The outbound address policy, for checking URLs when they are saved.
+    pub fn guard(&self) -> &guard::Guard {
+        &self.inner.guard
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Asks the runner to look at a release again.
+    pub fn wake(&self, release_id: &str) {
+        self.inner.wake.push(release_id);
+    }
+
+    /// Tells the dispatcher that deliveries may be due.
+    pub fn nudge_dispatcher(&self) {
+        self.inner.dispatch.notify_one();
+    }
+
+    /// Stops taking new work and waits, up to `grace`, for attempts in flight to finish and
+    /// be stored. Whatever is left is picked up by the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutdown.send_replace(true);
+        self.inner.dispatch.notify_one();
+        let all = self.inner.config.max_in_flight as u32;
+        let drained = tokio::time::timeout(grace, self.inner.in_flight.acquire_many(all)).await;
+        if drained.is_err() {
+            tracing::warn!("shutdown grace ran out with attempts still in flight");
+        }
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+
+    /// Stops the step running for `release_id` in this process, if there is one.
+    pub fn stop_step(&self, release_id: &str) {
+        let stop = self
+            .inner
+            .running_steps
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(release_id));
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Engine {
+    /// Sends a sample delivery of the webhook's first event now, without storing anything.
+    pub async fn test_webhook(
+        &self,
+        webhook: &lockstep_store::webhooks::Webhook,
+    ) -> sender::Answer {
+        use lockstep_core::payload::{Payload, ReleaseFacts};
+        let event = webhook
+            .events
+            .first()
+            .map_or(lockstep_core::Event::BeforeRelease, |s| s.event);
+        let instance = serde_json::json!({
+            "id": "example", "name": "Example instance", "url": "https://example.com",
+            "attributes": {}
+        });
+        let facts = ReleaseFacts {
+            tag: "v0.0.0-test",
+            zero_downtime: false,
+        };
+        let mut payload = Payload::new(event, &instance, 0, facts);
+        payload.secret = webhook.secret.as_deref();
+        let delivery_id = lockstep_core::ids::DeliveryId::generate();
+        let out = sender::Outgoing {
+            url: &webhook.url,
+            body: payload.to_bytes(),
+            event: event.as_str(),
+            delivery_id: delivery_id.as_str(),
+            secret: webhook.secret.as_deref(),
+            deadline: Duration::from_secs(webhook.timeout_seconds.clamp(1, 300) as u64),
+        };
+        self.inner.sender.send(out).await
+    }
+}

@@ -112,7 +112,11 @@ pub(crate) async fn insert_delivery(
     now: i64,
 ) -> Result<()> {
     let release = release_id.unwrap_or("");
-    let kind = if delivery.lock.is_some() { "locking delivery" } else { "delivery" };
+    let kind = if delivery.lock.is_some() {
+        "locking delivery"
+    } else {
+        "delivery"
+    };
     let message = format!("{kind} {} to {}", delivery.id, delivery.url);
     let entry = NewEntry {
         release_id,
@@ -281,7 +285,11 @@ impl Store {
             release_id: delivery.release_id.as_deref(),
             parent_id: delivery.log_entry,
             kind: "attempt",
-            status: if after == AfterAttempt::Succeeded { "success" } else { "error" },
+            status: if after == AfterAttempt::Succeeded {
+                "success"
+            } else {
+                "error"
+            },
             message: summary,
             actor: None,
         };
@@ -294,13 +302,19 @@ impl Store {
 
     pub async fn delivery(&self, id: &str) -> Result<Delivery> {
         let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         from_row(&row.ok_or(StoreError::NotFound("delivery"))?)
     }
 
     pub async fn release_deliveries(&self, release_id: &str) -> Result<Vec<Delivery>> {
         let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE release_id = $1 ORDER BY id");
-        let rows = sqlx::query(&sql).bind(release_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(release_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(from_row).collect()
     }
 

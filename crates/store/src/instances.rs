@@ -79,7 +79,9 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("instance {id:?} already exists")),
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("instance {id:?} already exists"))
+            }
             other => other,
         })?;
         self.instance(id).await
@@ -87,14 +89,15 @@ impl Store {
 
     pub async fn instance(&self, id: &str) -> Result<Instance> {
         let sql = format!("SELECT {COLUMNS} FROM instances WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         from_row(&row.ok_or(StoreError::NotFound("instance"))?)
     }
 
     pub async fn instances(&self, after: Option<&str>, limit: i64) -> Result<Page<Instance>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM instances WHERE id > $1 ORDER BY id LIMIT $2"
-        );
+        let sql = format!("SELECT {COLUMNS} FROM instances WHERE id > $1 ORDER BY id LIMIT $2");
         let rows = sqlx::query(&sql)
             .bind(after.unwrap_or(""))
             .bind(limit + 1)

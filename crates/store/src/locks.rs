@@ -66,7 +66,10 @@ impl Store {
             LockKey::Id(id) => ("id", id),
         };
         let sql = format!("SELECT {COLUMNS} FROM locks WHERE {column} = $1");
-        let row = sqlx::query(&sql).bind(value).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
         from_row(&row.ok_or(StoreError::NotFound("lock"))?)
     }
 
@@ -99,7 +102,11 @@ impl Store {
                     "" => format!("lock {} released: {outcome}", lock.id),
                     _ => format!("lock {} released: {outcome}: {message}", lock.id),
                 };
-                let status = if outcome == "abort" { "error" } else { "success" };
+                let status = if outcome == "abort" {
+                    "error"
+                } else {
+                    "success"
+                };
                 let entry = NewEntry {
                     release_id: Some(&lock.release_id),
                     parent_id: lock.log_entry,
@@ -155,8 +162,10 @@ impl Store {
     }
 
     pub async fn open_lock_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM locks WHERE status = 'open'")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM locks WHERE status = 'open'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 }

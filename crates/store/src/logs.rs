@@ -123,10 +123,11 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         let release_id = release_id.ok_or(StoreError::NotFound("log entry"))?;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_entries WHERE release_id = $1")
-            .bind(&release_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM log_entries WHERE release_id = $1")
+                .bind(&release_id)
+                .fetch_one(&mut *tx)
+                .await?;
         if count >= MAX_ENTRIES_PER_RELEASE {
             return Err(StoreError::Conflict(format!(
                 "this release's log is full ({MAX_ENTRIES_PER_RELEASE} entries)"

@@ -160,7 +160,10 @@ impl Store {
 
     pub async fn release(&self, id: &str) -> Result<Release> {
         let sql = format!("SELECT {COLUMNS} FROM releases WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         from_row(&row.ok_or(StoreError::NotFound("release"))?)
     }
 
@@ -211,8 +214,13 @@ impl Store {
         if !move_stage(&mut tx, &release.id, release.stage, to, now).await? {
             return Ok(false);
         }
-        let status = if to == Stage::Closed { "success" } else { "info" };
-        let entry = NewEntry::under(&release.id, release.parent_log, "stage", message).status(status);
+        let status = if to == Stage::Closed {
+            "success"
+        } else {
+            "info"
+        };
+        let entry =
+            NewEntry::under(&release.id, release.parent_log, "stage", message).status(status);
         append_in(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(true)
@@ -234,7 +242,10 @@ impl Store {
         }
         let message = match deliveries.len() {
             0 => format!("{event}: no webhook subscribed"),
-            n => format!("{event}: {n} deliver{} created", if n == 1 { "y" } else { "ies" }),
+            n => format!(
+                "{event}: {n} deliver{} created",
+                if n == 1 { "y" } else { "ies" }
+            ),
         };
         let entry = NewEntry::under(&release.id, release.parent_log, "event", message);
         let event_log = append_in(&mut tx, &entry).await?;

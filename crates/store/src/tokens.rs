@@ -23,7 +23,11 @@ fn from_row(row: &AnyRow) -> Result<ApiToken> {
     Ok(ApiToken {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        scopes: scopes.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        scopes: scopes
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
         revoked_at: row.try_get("revoked_at")?,
@@ -54,7 +58,10 @@ impl Store {
 
     pub async fn token(&self, id: &str) -> Result<ApiToken> {
         let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         from_row(&row.ok_or(StoreError::NotFound("token"))?)
     }
 
@@ -64,7 +71,10 @@ impl Store {
         let sql = format!(
             "SELECT {COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
         );
-        let row = sqlx::query(&sql).bind(token_hash).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let token = from_row(&row)?;
         let now = now_ms();

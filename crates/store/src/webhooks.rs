@@ -113,7 +113,12 @@ impl Store {
         .bind(&fields.url)
         .bind(fields.secret.clone().flatten())
         .bind(events_json(&fields.events))
-        .bind(fields.instances.as_ref().map(|i| serde_json::json!(i).to_string()))
+        .bind(
+            fields
+                .instances
+                .as_ref()
+                .map(|i| serde_json::json!(i).to_string()),
+        )
         .bind(flag(fields.enabled))
         .bind(fields.timeout_seconds)
         .bind(fields.retry_schedule.clone())
@@ -126,7 +131,10 @@ impl Store {
 
     pub async fn webhook(&self, id: &str) -> Result<Webhook> {
         let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         from_row(&row.ok_or(StoreError::NotFound("webhook"))?)
     }
 
@@ -169,7 +177,12 @@ impl Store {
         .bind(&fields.url)
         .bind(secret)
         .bind(events_json(&fields.events))
-        .bind(fields.instances.as_ref().map(|i| serde_json::json!(i).to_string()))
+        .bind(
+            fields
+                .instances
+                .as_ref()
+                .map(|i| serde_json::json!(i).to_string()),
+        )
         .bind(flag(fields.enabled))
         .bind(reason)
         .bind(at)

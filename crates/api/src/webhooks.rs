@@ -1,0 +1,310 @@
+//! `/api/v1/webhooks`: subscriptions. Secrets are write-only: responses say `has_secret`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use lockstep_core::ids::WebhookId;
+use lockstep_core::retry::Schedule;
+use lockstep_core::{Event, InstanceId, Invalid, WebhookUrl};
+use lockstep_store::webhooks::{Subscription, Webhook, WebhookFields};
+
+use crate::auth::{Caller, Scope};
+use crate::extract::{Json, PageQuery, Query};
+use crate::{check_len, page_json, time, time_opt, ApiError, ApiResult, AppState};
+
+pub const DEFAULT_TIMEOUT: i64 = 60;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionInput {
+    event: String,
+    #[serde(default)]
+    locking: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    url: String,
+    secret: Option<String>,
+    events: Vec<SubscriptionInput>,
+    instances: Option<Vec<String>>,
+    enabled: Option<bool>,
+    timeout_seconds: Option<i64>,
+    retry_schedule: Option<String>,
+    description: Option<String>,
+}
+
+/// Every field optional; `secret: null` removes the secret, an absent one keeps it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    url: Option<String>,
+    #[serde(default)]
+    secret: Option<Value>,
+    events: Option<Vec<SubscriptionInput>>,
+    #[serde(default)]
+    instances: Option<Value>,
+    enabled: Option<bool>,
+    timeout_seconds: Option<i64>,
+    #[serde(default)]
+    retry_schedule: Option<Value>,
+    description: Option<String>,
+}
+
+pub fn view(webhook: &Webhook) -> Value {
+    let events: Vec<_> = webhook
+        .events
+        .iter()
+        .map(|s| json!({"event": s.event.as_str(), "locking": s.locking}))
+        .collect();
+    json!({
+        "id": webhook.id,
+        "url": webhook.url,
+        "has_secret": webhook.secret.is_some(),
+        "events": events,
+        "instances": webhook.instances,
+        "enabled": webhook.enabled,
+        "disabled_reason": webhook.disabled_reason,
+        "disabled_at": time_opt(webhook.disabled_at),
+        "timeout_seconds": webhook.timeout_seconds,
+        "retry_schedule": webhook.retry_schedule,
+        "description": webhook.description,
+        "created_at": time(webhook.created_at),
+        "updated_at": time(webhook.updated_at),
+    })
+}
+
+/// Parses the URL and refuses one the outbound policy would block; it is checked again,
+/// with fresh DNS answers, at every send.
+fn checked_url(state: &AppState, text: &str) -> Result<WebhookUrl, Invalid> {
+    let url = WebhookUrl::parse(text, "url")?;
+    state
+        .engine
+        .guard()
+        .check_url(url.url())
+        .map_err(|refusal| Invalid::new("url", refusal))?;
+    Ok(url)
+}
+
+fn check_secret(secret: &str) -> Result<(), Invalid> {
+    check_len("secret", secret, 1, 256)?;
+    // The secret travels in a header too, so it must be plain visible ASCII.
+    if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Invalid::new(
+            "secret",
+            "must be printable ASCII without spaces",
+        ));
+    }
+    Ok(())
+}
+
+fn check_events(input: Vec<SubscriptionInput>) -> Result<Vec<Subscription>, Invalid> {
+    if input.is_empty() {
+        return Err(Invalid::new("events", "must name at least one event"));
+    }
+    let mut events: Vec<Subscription> = Vec::new();
+    for (i, item) in input.iter().enumerate() {
+        let field = format!("events[{i}].event");
+        let event = Event::parse_field(&item.event, &field)?;
+        if item.locking && !event.can_lock() {
+            return Err(Invalid::new(
+                format!("events[{i}].locking"),
+                format!("{event} never locks"),
+            ));
+        }
+        if events.iter().any(|e| e.event == event) {
+            return Err(Invalid::new(field, format!("{event} is listed twice")));
+        }
+        events.push(Subscription {
+            event,
+            locking: item.locking,
+        });
+    }
+    Ok(events)
+}
+
+fn check_instances(list: Vec<String>) -> Result<Vec<String>, Invalid> {
+    if list.len() > 1000 {
+        return Err(Invalid::new("instances", "at most 1000 instances"));
+    }
+    for (i, id) in list.iter().enumerate() {
+        InstanceId::parse(id, &format!("instances[{i}]"))?;
+    }
+    Ok(list)
+}
+
+fn check_timeout(seconds: i64) -> Result<i64, Invalid> {
+    if !(1..=300).contains(&seconds) {
+        return Err(Invalid::new("timeout_seconds", "must be between 1 and 300"));
+    }
+    Ok(seconds)
+}
+
+fn check_schedule(text: &str) -> Result<String, Invalid> {
+    Ok(Schedule::parse(text, "retry_schedule")?.to_text())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(input): Json<CreateWebhook>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    caller.require(&[Scope::Admin])?;
+    let url = checked_url(&state, &input.url)?;
+    if let Some(secret) = &input.secret {
+        check_secret(secret)?;
+    }
+    let description = input.description.unwrap_or_default();
+    check_len("description", &description, 0, 1000)?;
+    let fields = WebhookFields {
+        url: url.as_str().to_owned(),
+        secret: Some(input.secret),
+        events: check_events(input.events)?,
+        instances: input.instances.map(check_instances).transpose()?,
+        enabled: input.enabled.unwrap_or(true),
+        timeout_seconds: check_timeout(input.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT))?,
+        retry_schedule: input
+            .retry_schedule
+            .as_deref()
+            .map(check_schedule)
+            .transpose()?,
+        description,
+    };
+    let id = WebhookId::generate();
+    let webhook = state
+        .engine
+        .store()
+        .create_webhook(id.as_str(), &fields)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(view(&webhook))))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    caller.require_read()?;
+    let found = state
+        .engine
+        .store()
+        .webhooks(page.cursor.as_deref(), page.limit()?)
+        .await?;
+    Ok(axum::Json(page_json(found, view)))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    caller.require_read()?;
+    Ok(axum::Json(view(&state.engine.store().webhook(&id).await?)))
+}
+
+/// Reads an optional, nullable text field of a PATCH body.
+fn nullable_text(value: Value, field: &str) -> Result<Option<String>, Invalid> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) => Ok(Some(text)),
+        _ => Err(Invalid::new(field, "must be a string or null")),
+    }
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(input): Json<UpdateWebhook>,
+) -> ApiResult<axum::Json<Value>> {
+    caller.require(&[Scope::Admin])?;
+    let store = state.engine.store();
+    let current = store.webhook(&id).await?;
+    let url = match &input.url {
+        Some(url) => checked_url(&state, url)?.as_str().to_owned(),
+        None => current.url.clone(),
+    };
+    let secret = match input.secret {
+        Some(value) => {
+            let secret = nullable_text(value, "secret")?;
+            if let Some(text) = &secret {
+                check_secret(text)?;
+            }
+            Some(secret)
+        }
+        None => None,
+    };
+    let instances = match input.instances {
+        Some(Value::Null) => None,
+        Some(value) => {
+            let list: Vec<String> = serde_json::from_value(value)
+                .map_err(|_| Invalid::new("instances", "must be a list of instance ids or null"))?;
+            Some(check_instances(list)?)
+        }
+        None => current.instances.clone(),
+    };
+    let retry_schedule = match input.retry_schedule {
+        Some(value) => nullable_text(value, "retry_schedule")?
+            .as_deref()
+            .map(check_schedule)
+            .transpose()?,
+        None => current.retry_schedule.clone(),
+    };
+    if let Some(description) = &input.description {
+        check_len("description", description, 0, 1000)?;
+    }
+    let fields = WebhookFields {
+        url,
+        secret,
+        events: match input.events {
+            Some(events) => check_events(events)?,
+            None => current.events.clone(),
+        },
+        instances,
+        enabled: input.enabled.unwrap_or(current.enabled),
+        timeout_seconds: check_timeout(input.timeout_seconds.unwrap_or(current.timeout_seconds))?,
+        retry_schedule,
+        description: input.description.unwrap_or(current.description),
+    };
+    Ok(axum::Json(view(&store.update_webhook(&id, &fields).await?)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(&[Scope::Admin])?;
+    state.engine.store().delete_webhook(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends a sample delivery now and answers with what the endpoint did. Nothing is stored
+/// and the result never counts against the webhook's health.
+pub async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    caller.require(&[Scope::Admin])?;
+    let webhook = state.engine.store().webhook(&id).await?;
+    if webhook.events.is_empty() {
+        return Err(ApiError::Conflict(
+            "the webhook subscribes to no event".into(),
+        ));
+    }
+    let answer = state.engine.test_webhook(&webhook).await;
+    Ok(axum::Json(json!({
+        "ok": answer.failure.is_none(),
+        "status_code": answer.status,
+        "error_kind": answer.failure.map(|f| f.as_str()),
+        "error": answer.error,
+        "location": answer.location,
+        "duration_ms": answer.duration.as_millis() as u64,
+        "response_body": answer.body,
+        "response_truncated": answer.truncated,
+    })))
+}
