@@ -50,6 +50,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "Created an admin token. It is shown only this once; keep it safe:\n\n    {token}\n"
         );
     }
+    println!("Listening on http://{}", listener.local_addr()?);
     app.serve(listener, shutdown_signal()).await
 }
 
