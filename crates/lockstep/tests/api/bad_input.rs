@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use crate::support::TestApp;
 
 async fn raw(app: &TestApp, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-    let response = app
-        .http
+    // A fresh client: the server may close a connection whose body it refused to read.
+    let response = reqwest::Client::new()
         .post(app.url(path))
         .bearer_auth(&app.admin)
         .header("content-type", content_type)
