@@ -103,10 +103,8 @@ impl Engine {
                 shutdown: watch::channel(false).0,
             }),
         };
-        if engine.store().backend() == lockstep_store::Backend::Sqlite {
-            // One process owns a SQLite file, so claims left by a crash are its own.
-            engine.store().release_all_claims().await?;
-        }
+        let node = engine.config().node_id.clone();
+        engine.store().release_stale_claims(&node).await?;
         tokio::spawn(wake::drive(engine.clone(), wake_rx));
         tokio::spawn(dispatcher::run(engine.clone()));
         for id in engine.store().active_release_ids().await? {

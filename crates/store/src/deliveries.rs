@@ -173,21 +173,22 @@ pub(crate) async fn insert_delivery(
 }
 
 impl Store {
-    /// Claims up to `limit` deliveries that are due, for `node`, until `now + lease_ms`.
+    /// Claims up to `limit` deliveries that are due, for `node`. Each claim lasts the
+    /// delivery's own deadline plus `margin_ms`, so it never ends while its attempt runs.
     /// A claim whose lease ran out (its node died) is taken over like an unclaimed one.
     pub async fn claim_due(
         &self,
         node: &str,
         now: i64,
         limit: i64,
-        lease_ms: i64,
+        margin_ms: i64,
     ) -> Result<Vec<Delivery>> {
         let skip_locked = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
         let sql = format!(
-            "UPDATE deliveries SET claimed_by = $1, claim_until = $2
+            "UPDATE deliveries SET claimed_by = $1, claim_until = $2 + timeout_seconds * 1000
              WHERE id IN (
                  SELECT id FROM deliveries
                  WHERE status = 'pending' AND next_attempt_at <= $3
@@ -198,7 +199,7 @@ impl Store {
         );
         let rows = sqlx::query(&sql)
             .bind(node)
-            .bind(now + lease_ms)
+            .bind(now + margin_ms)
             .bind(now)
             .bind(limit)
             .fetch_all(&self.pool)
@@ -218,12 +219,16 @@ impl Store {
         Ok(next)
     }
 
-    /// Frees every claim, for a single-node start where no other node can hold one.
-    pub async fn release_all_claims(&self) -> Result<u64> {
+    /// Frees claims left by an earlier run: all of them on SQLite, which one process owns,
+    /// and on PostgreSQL those of `node`, whose id names this process's earlier life.
+    pub async fn release_stale_claims(&self, node: &str) -> Result<u64> {
+        let all = self.backend == Backend::Sqlite;
         let done = sqlx::query(
             "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL
-             WHERE status = 'pending' AND claimed_by IS NOT NULL",
+             WHERE status = 'pending' AND claimed_by IS NOT NULL AND ($1 = 1 OR claimed_by = $2)",
         )
+        .bind(flag(all))
+        .bind(node)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())

@@ -115,6 +115,7 @@ impl TestApp {
             .env("LOCKSTEP_ALLOW_NETWORKS", "127.0.0.0/8")
             .env("LOCKSTEP_RETRY_SCHEDULE", "1s,1s")
             .env("LOCKSTEP_SHUTDOWN_GRACE", "10s")
+            .env("LOCKSTEP_NODE_ID", "test-node")
             .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
