@@ -35,8 +35,7 @@ fn assert_error(answer: &(reqwest::StatusCode, Value), status: u16, field: Optio
     }
 }
 
-#[tokio::test]
-async fn malformed_bodies_wrong_types_and_unknown_fields_are_400s() {
+pub async fn malformed_bodies_wrong_types_and_unknown_fields_are_400s() {
     let app = TestApp::spawn().await;
 
     let (broken, error) = raw(
@@ -74,8 +73,7 @@ async fn malformed_bodies_wrong_types_and_unknown_fields_are_400s() {
     assert_eq!(count(&app, "/api/v1/instances").await, 0);
 }
 
-#[tokio::test]
-async fn content_types_other_than_json_are_415_but_a_charset_is_fine() {
+pub async fn content_types_other_than_json_are_415_but_a_charset_is_fine() {
     let app = TestApp::spawn().await;
     let body = br#"{"id": "shop", "name": "Shop", "url": "https://shop.example.com"}"#.to_vec();
 
@@ -93,8 +91,7 @@ async fn content_types_other_than_json_are_415_but_a_charset_is_fine() {
     assert_eq!(charset, 201);
 }
 
-#[tokio::test]
-async fn an_oversized_body_is_413_and_nothing_is_written() {
+pub async fn an_oversized_body_is_413_and_nothing_is_written() {
     let app = TestApp::spawn().await;
     let attributes = json!({"blob": "x".repeat(2 * 1024 * 1024)});
     let body =
@@ -113,8 +110,7 @@ async fn an_oversized_body_is_413_and_nothing_is_written() {
     assert_eq!(count(&app, "/api/v1/instances").await, 0);
 }
 
-#[tokio::test]
-async fn webhook_inputs_that_break_a_rule_are_422s_naming_the_field() {
+pub async fn webhook_inputs_that_break_a_rule_are_422s_naming_the_field() {
     let app = TestApp::spawn().await;
     let ok_events = json!([{"event": "before_release"}]);
     let long_url = format!("https://example.com/{}", "a".repeat(8200));
@@ -161,8 +157,7 @@ async fn webhook_inputs_that_break_a_rule_are_422s_naming_the_field() {
     assert_eq!(count(&app, "/api/v1/webhooks").await, 0);
 }
 
-#[tokio::test]
-async fn a_tag_that_is_not_a_git_ref_never_reaches_a_step_and_is_not_stored() {
+pub async fn a_tag_that_is_not_a_git_ref_never_reaches_a_step_and_is_not_stored() {
     let app = TestApp::spawn().await;
     let marker = std::env::temp_dir().join(format!("lockstep-injected-{}", std::process::id()));
     app.instance(
@@ -191,8 +186,7 @@ async fn a_tag_that_is_not_a_git_ref_never_reaches_a_step_and_is_not_stored() {
     assert!(!marker.exists());
 }
 
-#[tokio::test]
-async fn a_tag_with_shell_characters_in_an_allowed_form_runs_harmlessly() {
+pub async fn a_tag_with_shell_characters_in_an_allowed_form_runs_harmlessly() {
     let app = TestApp::spawn().await;
     let marker = std::env::temp_dir().join(format!("lockstep-subst-{}", std::process::id()));
     app.instance(
@@ -215,8 +209,7 @@ async fn a_tag_with_shell_characters_in_an_allowed_form_runs_harmlessly() {
     assert!(!marker.exists());
 }
 
-#[tokio::test]
-async fn duplicate_instance_ids_are_409_and_bad_slugs_422() {
+pub async fn duplicate_instance_ids_are_409_and_bad_slugs_422() {
     let app = TestApp::spawn().await;
     app.instance("shop", json!([])).await;
 
@@ -245,8 +238,7 @@ async fn duplicate_instance_ids_are_409_and_bad_slugs_422() {
     );
 }
 
-#[tokio::test]
-async fn no_token_is_401_and_the_wrong_scope_is_403() {
+pub async fn no_token_is_401_and_the_wrong_scope_is_403() {
     let app = TestApp::spawn().await;
     let read = app.token(&["read"]).await;
     let deploy = app.token(&["deploy"]).await;
@@ -291,8 +283,7 @@ async fn no_token_is_401_and_the_wrong_scope_is_403() {
     assert_error(&deploy_tokens, 403, None);
 }
 
-#[tokio::test]
-async fn tokens_are_shown_once_listed_without_secrets_and_stop_working_when_revoked() {
+pub async fn tokens_are_shown_once_listed_without_secrets_and_stop_working_when_revoked() {
     let app = TestApp::spawn().await;
     let created = app
         .post("/api/v1/tokens", json!({"name": "ci", "scopes": ["read"]}))
@@ -321,8 +312,7 @@ async fn tokens_are_shown_once_listed_without_secrets_and_stop_working_when_revo
     assert_error(&bad_scope, 422, Some("scopes[0]"));
 }
 
-#[tokio::test]
-async fn health_and_metrics_are_served_without_a_token() {
+pub async fn health_and_metrics_are_served_without_a_token() {
     let app = TestApp::spawn().await;
     app.instance("shop", json!([])).await;
     app.start_release("shop", "v1").await;
@@ -344,8 +334,7 @@ async fn health_and_metrics_are_served_without_a_token() {
     assert!(metrics.contains("lockstep_attempt_duration_seconds"));
 }
 
-#[tokio::test]
-async fn webhook_secrets_are_write_only() {
+pub async fn webhook_secrets_are_write_only() {
     let app = TestApp::spawn().await;
     let created = app
         .webhook(

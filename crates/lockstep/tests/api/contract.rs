@@ -6,8 +6,7 @@ use serde_json::json;
 
 use crate::support::{Answer, Receiver, TestApp};
 
-#[tokio::test]
-async fn deliveries_carry_exactly_the_contract_headers_and_body() {
+pub async fn deliveries_carry_exactly_the_contract_headers_and_body() {
     let app = TestApp::spawn().await;
     let plain = Receiver::start(Answer::Status(200)).await;
     let locking = Receiver::start(Answer::Status(200)).await;
@@ -70,8 +69,7 @@ async fn deliveries_carry_exactly_the_contract_headers_and_body() {
     assert!(body["lock"].as_str().unwrap().len() >= 43);
 }
 
-#[tokio::test]
-async fn every_attempt_of_a_delivery_sends_the_same_bytes_and_id() {
+pub async fn every_attempt_of_a_delivery_sends_the_same_bytes_and_id() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(500)).await;
     app.instance("shop", json!([])).await;
@@ -90,8 +88,7 @@ async fn every_attempt_of_a_delivery_sends_the_same_bytes_and_id() {
     );
 }
 
-#[tokio::test]
-async fn the_instance_is_sent_as_it_was_when_the_event_fired() {
+pub async fn the_instance_is_sent_as_it_was_when_the_event_fired() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     app.instance("shop", json!([])).await;
@@ -116,8 +113,7 @@ async fn the_instance_is_sent_as_it_was_when_the_event_fired() {
     assert_eq!(last["instance"]["attributes"]["php"], "8.4");
 }
 
-#[tokio::test]
-async fn a_trickling_endpoint_times_out_on_the_webhooks_deadline() {
+pub async fn a_trickling_endpoint_times_out_on_the_webhooks_deadline() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Trickle(Duration::from_millis(300))).await;
     app.instance("shop", json!([])).await;
@@ -135,8 +131,7 @@ async fn a_trickling_endpoint_times_out_on_the_webhooks_deadline() {
     assert!((2000..3500).contains(&ms), "timed out after {ms} ms");
 }
 
-#[tokio::test]
-async fn a_redirect_is_a_failed_attempt_that_keeps_its_location_and_is_not_followed() {
+pub async fn a_redirect_is_a_failed_attempt_that_keeps_its_location_and_is_not_followed() {
     let app = TestApp::spawn().await;
     let receiver =
         Receiver::start(Answer::Redirect(302, "http://127.0.0.1:9/elsewhere".into())).await;
@@ -158,8 +153,7 @@ async fn a_redirect_is_a_failed_attempt_that_keeps_its_location_and_is_not_follo
     assert_eq!(receiver.requests().len(), 1);
 }
 
-#[tokio::test]
-async fn at_most_64_kib_of_a_response_is_read_and_kept() {
+pub async fn at_most_64_kib_of_a_response_is_read_and_kept() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Big(1024 * 1024)).await;
     app.instance("shop", json!([])).await;

@@ -9,8 +9,7 @@ use crate::support::{messages, position, Answer, Receiver, TestApp};
 const ALL_EVENTS: &str = r#"[{"event": "before_release"},
     {"event": "before_release_complete", "locking": true}, {"event": "after_release"}]"#;
 
-#[tokio::test]
-async fn a_release_runs_its_events_steps_and_lock_in_order_and_closes() {
+pub async fn a_release_runs_its_events_steps_and_lock_in_order_and_closes() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     let step = "echo tag=$LOCKSTEP_TAG zd=$LOCKSTEP_ZERO_DOWNTIME instance=$LOCKSTEP_INSTANCE \
@@ -66,8 +65,7 @@ async fn a_release_runs_its_events_steps_and_lock_in_order_and_closes() {
     assert!(position(&log, "after_release gate passed") > position(&log, "after_release:"));
 }
 
-#[tokio::test]
-async fn a_failing_step_fails_the_release_and_release_failed_subscribers_hear_why() {
+pub async fn a_failing_step_fails_the_release_and_release_failed_subscribers_hear_why() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     let steps = json!([{"name": "build", "run": "echo building; exit 3"},
@@ -99,8 +97,7 @@ async fn a_failing_step_fails_the_release_and_release_failed_subscribers_hear_wh
     assert!(receiver.of_event("before_release_complete").is_empty());
 }
 
-#[tokio::test]
-async fn an_abort_fails_the_release_with_the_receivers_message_logged() {
+pub async fn an_abort_fails_the_release_with_the_receivers_message_logged() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     app.instance("shop", json!([])).await;
@@ -129,8 +126,7 @@ async fn an_abort_fails_the_release_with_the_receivers_message_logged() {
     assert!(receiver.of_event("after_release").is_empty());
 }
 
-#[tokio::test]
-async fn releases_of_one_instance_queue_while_other_instances_run_alongside() {
+pub async fn releases_of_one_instance_queue_while_other_instances_run_alongside() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     app.instance("shop", json!([])).await;
@@ -182,8 +178,7 @@ async fn releases_of_one_instance_queue_while_other_instances_run_alongside() {
     assert_eq!(seen[2].json()["release"]["tag"], "v2");
 }
 
-#[tokio::test]
-async fn an_operator_cancel_ends_a_waiting_release_and_its_lock_then_refuses_a_second_cancel() {
+pub async fn an_operator_cancel_ends_a_waiting_release_and_its_lock_then_refuses_a_second_cancel() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     app.instance("shop", json!([])).await;

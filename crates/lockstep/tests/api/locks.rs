@@ -18,8 +18,7 @@ async fn parked_release(app: &TestApp, receiver: &Receiver) -> (String, String) 
     )
 }
 
-#[tokio::test]
-async fn a_release_call_that_arrives_before_the_webhooks_response_counts() {
+pub async fn a_release_call_that_arrives_before_the_webhooks_response_counts() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::After(Duration::from_secs(2))).await;
     let (id, lock) = parked_release(&app, &receiver).await;
@@ -32,8 +31,7 @@ async fn a_release_call_that_arrives_before_the_webhooks_response_counts() {
     assert_eq!(closed["state"], "succeeded");
 }
 
-#[tokio::test]
-async fn fifty_identical_concurrent_calls_get_one_answer_and_resume_the_release_once() {
+pub async fn fifty_identical_concurrent_calls_get_one_answer_and_resume_the_release_once() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     let (id, lock) = parked_release(&app, &receiver).await;
@@ -86,8 +84,7 @@ async fn fifty_identical_concurrent_calls_get_one_answer_and_resume_the_release_
     );
 }
 
-#[tokio::test]
-async fn a_conflicting_outcome_is_409_and_an_unknown_token_is_404() {
+pub async fn a_conflicting_outcome_is_409_and_an_unknown_token_is_404() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     let (id, lock) = parked_release(&app, &receiver).await;
@@ -107,8 +104,7 @@ async fn a_conflicting_outcome_is_409_and_an_unknown_token_is_404() {
     assert_eq!(app.wait_stage(&id, "closed").await["state"], "succeeded");
 }
 
-#[tokio::test]
-async fn an_operator_force_releases_a_lock_by_public_id_and_is_named_in_the_log() {
+pub async fn an_operator_force_releases_a_lock_by_public_id_and_is_named_in_the_log() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     let (id, _) = parked_release(&app, &receiver).await;
@@ -145,8 +141,7 @@ async fn an_operator_force_releases_a_lock_by_public_id_and_is_named_in_the_log(
         .starts_with("operator admin"));
 }
 
-#[tokio::test]
-async fn receivers_append_to_the_action_log_and_read_it_back_in_order() {
+pub async fn receivers_append_to_the_action_log_and_read_it_back_in_order() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     let (_, _) = parked_release(&app, &receiver).await;

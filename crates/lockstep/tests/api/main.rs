@@ -1,7 +1,8 @@
 //! The API driven end to end: a real `lockstep serve` process, real receivers on loopback.
 //!
-//! Runs on SQLite by default, and on PostgreSQL when `LOCKSTEP_TEST_DATABASE_URL` names a
-//! server; `.ci/run` runs it both ways.
+//! Every test runs twice, once per storage backend: on SQLite, and on PostgreSQL when
+//! `LOCKSTEP_TEST_DATABASE_URL` names a server. Without one, the PostgreSQL runs skip with
+//! a notice, unless `CI` is set, where they fail.
 
 mod support;
 
@@ -10,3 +11,61 @@ mod contract;
 mod lifecycle;
 mod locks;
 mod restart;
+
+/// Declares each test once per backend, as `on_sqlite::NAME` and `on_postgres::NAME`.
+macro_rules! matrix {
+    ($($module:ident :: $test:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    crate::support::run(crate::support::Backend::Sqlite, crate::$module::$test())
+                        .await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    crate::support::run(crate::support::Backend::Postgres, crate::$module::$test())
+                        .await
+                }
+            )*
+        }
+    };
+}
+
+matrix! {
+    bad_input::malformed_bodies_wrong_types_and_unknown_fields_are_400s,
+    bad_input::content_types_other_than_json_are_415_but_a_charset_is_fine,
+    bad_input::an_oversized_body_is_413_and_nothing_is_written,
+    bad_input::webhook_inputs_that_break_a_rule_are_422s_naming_the_field,
+    bad_input::a_tag_that_is_not_a_git_ref_never_reaches_a_step_and_is_not_stored,
+    bad_input::a_tag_with_shell_characters_in_an_allowed_form_runs_harmlessly,
+    bad_input::duplicate_instance_ids_are_409_and_bad_slugs_422,
+    bad_input::no_token_is_401_and_the_wrong_scope_is_403,
+    bad_input::tokens_are_shown_once_listed_without_secrets_and_stop_working_when_revoked,
+    bad_input::health_and_metrics_are_served_without_a_token,
+    bad_input::webhook_secrets_are_write_only,
+    contract::deliveries_carry_exactly_the_contract_headers_and_body,
+    contract::every_attempt_of_a_delivery_sends_the_same_bytes_and_id,
+    contract::the_instance_is_sent_as_it_was_when_the_event_fired,
+    contract::a_trickling_endpoint_times_out_on_the_webhooks_deadline,
+    contract::a_redirect_is_a_failed_attempt_that_keeps_its_location_and_is_not_followed,
+    contract::at_most_64_kib_of_a_response_is_read_and_kept,
+    lifecycle::a_release_runs_its_events_steps_and_lock_in_order_and_closes,
+    lifecycle::a_failing_step_fails_the_release_and_release_failed_subscribers_hear_why,
+    lifecycle::an_abort_fails_the_release_with_the_receivers_message_logged,
+    lifecycle::releases_of_one_instance_queue_while_other_instances_run_alongside,
+    lifecycle::an_operator_cancel_ends_a_waiting_release_and_its_lock_then_refuses_a_second_cancel,
+    locks::a_release_call_that_arrives_before_the_webhooks_response_counts,
+    locks::fifty_identical_concurrent_calls_get_one_answer_and_resume_the_release_once,
+    locks::a_conflicting_outcome_is_409_and_an_unknown_token_is_404,
+    locks::an_operator_force_releases_a_lock_by_public_id_and_is_named_in_the_log,
+    locks::receivers_append_to_the_action_log_and_read_it_back_in_order,
+    restart::a_release_parked_on_a_lock_survives_a_kill_and_resumes_when_released,
+    restart::a_lock_released_just_before_a_kill_is_honoured_after_the_restart,
+    restart::a_request_in_flight_at_a_kill_is_sent_again_with_the_same_delivery_id,
+    restart::sigterm_lets_the_attempt_in_flight_finish_and_exits_cleanly,
+}

@@ -6,8 +6,7 @@ use serde_json::json;
 
 use crate::support::{Answer, Receiver, TestApp};
 
-#[tokio::test]
-async fn a_release_parked_on_a_lock_survives_a_kill_and_resumes_when_released() {
+pub async fn a_release_parked_on_a_lock_survives_a_kill_and_resumes_when_released() {
     let mut app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     app.instance("shop", json!([{"name": "deploy", "run": "echo deployed"}]))
@@ -44,8 +43,7 @@ async fn a_release_parked_on_a_lock_survives_a_kill_and_resumes_when_released() 
     assert_eq!(receiver.of_event("after_release").len(), 1);
 }
 
-#[tokio::test]
-async fn a_lock_released_just_before_a_kill_is_honoured_after_the_restart() {
+pub async fn a_lock_released_just_before_a_kill_is_honoured_after_the_restart() {
     let mut app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     app.instance("shop", json!([])).await;
@@ -67,8 +65,7 @@ async fn a_lock_released_just_before_a_kill_is_honoured_after_the_restart() {
     assert_eq!(closed["state"], "succeeded");
 }
 
-#[tokio::test]
-async fn a_request_in_flight_at_a_kill_is_sent_again_with_the_same_delivery_id() {
+pub async fn a_request_in_flight_at_a_kill_is_sent_again_with_the_same_delivery_id() {
     let mut app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::After(Duration::from_secs(30))).await;
     app.instance("shop", json!([])).await;
@@ -97,8 +94,7 @@ async fn a_request_in_flight_at_a_kill_is_sent_again_with_the_same_delivery_id()
     assert_eq!(closed["state"], "succeeded");
 }
 
-#[tokio::test]
-async fn sigterm_lets_the_attempt_in_flight_finish_and_exits_cleanly() {
+pub async fn sigterm_lets_the_attempt_in_flight_finish_and_exits_cleanly() {
     let mut app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::After(Duration::from_secs(1))).await;
     app.instance("shop", json!([])).await;

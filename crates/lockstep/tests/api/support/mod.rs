@@ -14,8 +14,46 @@ use serde_json::{json, Value};
 
 pub use receiver::{Answer, Receiver};
 
+/// Which storage backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// The PostgreSQL server tests may create databases on, if one is configured.
+fn postgres_server() -> Option<String> {
+    std::env::var("LOCKSTEP_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| url.starts_with("postgres"))
+}
+
+/// Runs a test on `backend`. Without a configured PostgreSQL server its run is skipped with
+/// a notice written past the test harness's capture, or fails when `CI` is set.
+pub async fn run(backend: Backend, test: impl std::future::Future<Output = ()>) {
+    if backend == Backend::Postgres && postgres_server().is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI is set but LOCKSTEP_TEST_DATABASE_URL names no PostgreSQL server");
+        }
+        static NOTICE: std::sync::Once = std::sync::Once::new();
+        NOTICE.call_once(|| {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "notice: PostgreSQL tests skipped: set LOCKSTEP_TEST_DATABASE_URL=postgres://USER@HOST:PORT to run them"
+            );
+        });
+        return;
+    }
+    BACKEND.scope(backend, test).await
+}
+
 /// Where tests keep their databases: a fresh SQLite file, or a fresh PostgreSQL database
-/// when `LOCKSTEP_TEST_DATABASE_URL` names a server (`postgres://user@host:port`).
+/// on the server `LOCKSTEP_TEST_DATABASE_URL` names (`postgres://user@host:port`).
 pub struct Database {
     pub url: String,
     dir: PathBuf,
@@ -26,8 +64,10 @@ impl Database {
         let suffix: u64 = rand::rng().random();
         let dir = std::env::temp_dir().join(format!("lockstep-test-{suffix:016x}"));
         std::fs::create_dir_all(&dir).expect("creating a temporary directory");
-        let url = match std::env::var("LOCKSTEP_TEST_DATABASE_URL") {
-            Ok(server) if server.starts_with("postgres") => {
+        let backend = BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite);
+        let server = postgres_server().filter(|_| backend == Backend::Postgres);
+        let url = match server {
+            Some(server) => {
                 let name = format!("lockstep_test_{suffix:016x}");
                 create_postgres_database(&server, &name).await;
                 format!("{}/{name}", server.trim_end_matches('/'))
