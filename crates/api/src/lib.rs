@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod deliveries;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod instances;
@@ -51,6 +52,7 @@ pub fn app(engine: Engine) -> Router {
         .route("/releases", post(releases::create).get(releases::list))
         .route("/releases/{id}", get(releases::show))
         .route("/releases/{id}/cancel", post(releases::cancel))
+        .route("/releases/{id}/events", get(events::stream))
         .route("/releases/{id}/deliveries", get(deliveries::of_release))
         .route("/deliveries/{id}", get(deliveries::show))
         .route("/deliveries/{id}/redeliver", post(deliveries::redeliver))

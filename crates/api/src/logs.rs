@@ -77,5 +77,8 @@ pub async fn append(
         .store()
         .append_receiver_log(parent, &status, &input.message, &caller.actor())
         .await?;
+    if let Some(release_id) = &entry.release_id {
+        state.engine.changes().fire(release_id);
+    }
     Ok((StatusCode::CREATED, axum::Json(view(&entry))))
 }

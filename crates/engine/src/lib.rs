@@ -2,6 +2,7 @@
 //!
 //! - [`runner`]: the release state machine, run once per wake-up, never parked in memory.
 //! - [`wake`]: the queue of wake-ups that drives the runner.
+//! - [`changes`]: word that a release changed, for the API's event streams.
 //! - [`dispatcher`]: claims due deliveries and sends them, within a concurrency limit.
 //! - [`sender`]: one HTTP attempt under a hard deadline, with a capped response read.
 //! - [`steps`]: runs a release's commands and logs their output.
@@ -10,6 +11,7 @@
 //! A waiting release costs a row: nothing runs for it until a wake-up names it (a lock
 //! settled, an attempt finished, a step ended, a release ahead of it ended).
 
+pub mod changes;
 pub mod dispatcher;
 pub mod guard;
 pub mod metrics;
@@ -72,6 +74,7 @@ struct Inner {
     store: Store,
     config: EngineConfig,
     wake: wake::WakeQueue,
+    changes: changes::Changes,
     dispatch: Notify,
     in_flight: Arc<Semaphore>,
     sender: sender::Sender,
@@ -95,6 +98,7 @@ impl Engine {
                 store,
                 config,
                 wake,
+                changes: changes::Changes::default(),
                 dispatch: Notify::new(),
                 sender,
                 guard,
@@ -133,6 +137,12 @@ impl Engine {
     /// Asks the runner to look at a release again.
     pub fn wake(&self, release_id: &str) {
         self.inner.wake.push(release_id);
+        self.inner.changes.fire(release_id);
+    }
+
+    /// Word of releases that changed, for watchers.
+    pub fn changes(&self) -> &changes::Changes {
+        &self.inner.changes
     }
 
     /// Tells the dispatcher that deliveries may be due.

@@ -88,6 +88,7 @@ async fn run_step(
             message,
         ))
         .await?;
+    engine.changes().fire(&release.id);
     let started = Instant::now();
     let mut child = command(step, release)
         .spawn()
@@ -111,6 +112,7 @@ async fn run_step(
         let status = if is_stderr { "warning" } else { "info" };
         let entry = NewEntry::under(&release.id, step_log, "output", line).status(status);
         store.append_log(&entry).await?;
+        engine.changes().fire(&release.id);
         logged += 1;
     }
     if dropped > 0 {

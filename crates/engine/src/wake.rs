@@ -47,6 +47,7 @@ pub(crate) async fn drive(engine: Engine, mut wakes: mpsc::UnboundedReceiver<Str
 async fn advance_while_woken(engine: Engine, busy: Busy, id: String) {
     loop {
         crate::runner::advance(&engine, &id).await;
+        engine.changes().fire(&id);
         let Ok(mut map) = busy.lock() else { return };
         match map.get_mut(&id) {
             Some(again) if *again => *again = false,
