@@ -2,6 +2,10 @@
 //!
 //! - [`config`]: flags, `LOCKSTEP_*` variables and the TOML file, validated.
 //! - [`server`]: opens the store, seeds the admin token, starts the engine and serves the API.
+//! - [`demo`]: `lockstep demo`, the service and an example middleware on a throwaway database.
+//! - [`cli`]: the client subcommands (`instance`, `webhook`, `release`, `lock`, `log`, `token`).
 
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod server;

@@ -1,5 +1,7 @@
 //! `lockstep`: parses the command line, sets up logging, and hands over to the library.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
@@ -21,21 +23,24 @@ struct Cli {
 enum Command {
     /// Run the service
     Serve(ServeArgs),
+    /// Run a release end to end against an example middleware, on a throwaway database
+    Demo(lockstep::demo::DemoArgs),
+    #[command(flatten)]
+    Client(lockstep::cli::Command),
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => lockstep::demo::run(args).await,
+        Command::Client(command) => lockstep::cli::run(command).await,
     };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("lockstep: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    result.unwrap_or_else(|err| {
+        eprintln!("lockstep: {err:#}");
+        ExitCode::FAILURE
+    })
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
