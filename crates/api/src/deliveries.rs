@@ -5,10 +5,60 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use lockstep_core::payload::redacted;
-use lockstep_store::deliveries::{Attempt, Delivery};
+use lockstep_core::time::parse_rfc3339;
+use lockstep_core::Invalid;
+use lockstep_store::deliveries::{Attempt, Delivery, DeliveryFilter};
 
 use crate::auth::{Caller, Scope};
-use crate::{time, time_opt, ApiResult, AppState};
+use crate::extract::{PageQuery, Query};
+use crate::{page_json, time, time_opt, ApiResult, AppState};
+
+pub const STATUSES: [&str; 4] = ["pending", "succeeded", "failed", "cancelled"];
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListDeliveries {
+    status: Option<String>,
+    webhook: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+fn time_param(field: &str, text: Option<&str>) -> Result<Option<i64>, Invalid> {
+    text.map(|t| parse_rfc3339(t).ok_or_else(|| Invalid::new(field, "must be an RFC 3339 time")))
+        .transpose()
+}
+
+/// Deliveries across releases, newest first: `?status=failed&webhook=wh_…&since=…&until=…`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListDeliveries>,
+) -> ApiResult<axum::Json<Value>> {
+    caller.require_read()?;
+    if let Some(status) = &query.status {
+        if !STATUSES.contains(&status.as_str()) {
+            let message = format!("must be one of {}", STATUSES.join(", "));
+            return Err(Invalid::new("status", message).into());
+        }
+    }
+    let filter = DeliveryFilter {
+        status: query.status.as_deref(),
+        webhook: query.webhook.as_deref(),
+        since: time_param("since", query.since.as_deref())?,
+        until: time_param("until", query.until.as_deref())?,
+        before: query.cursor.as_deref(),
+    };
+    let limit = PageQuery {
+        limit: query.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let page = state.engine.store().deliveries(&filter, limit).await?;
+    Ok(axum::Json(page_json(page, |d| view(d, None))))
+}
 
 fn attempt_view(attempt: &Attempt) -> Value {
     json!({

@@ -30,6 +30,13 @@ pub struct ForceRelease {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Extend {
+    lock: String,
+    seconds: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListLocks {
     status: Option<String>,
     release: Option<String>,
@@ -48,6 +55,7 @@ pub fn view(lock: &Lock) -> Value {
         "message": lock.message,
         "released_by": lock.released_by,
         "released_at": time_opt(lock.released_at),
+        "expires_at": time_opt(lock.expires_at),
         "created_at": time(lock.created_at),
     })
 }
@@ -107,6 +115,26 @@ pub async fn release_by_token(
     )
     .await?;
     Ok(axum::Json(lock))
+}
+
+/// The receiver holding a lock with an expiry moves the expiry to `seconds` from now.
+pub async fn extend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(input): Json<Extend>,
+) -> ApiResult<axum::Json<Value>> {
+    caller.require(&[Scope::Hook])?;
+    check_len("lock", &input.lock, 1, 200)?;
+    if !(60..=30 * 24 * 3600).contains(&input.seconds) {
+        return Err(Invalid::new("seconds", "must be between 60 and 2592000 (30 days)").into());
+    }
+    let hash = hash_token(&input.lock);
+    let store = state.engine.store();
+    let lock = store
+        .extend_lock(&hash, input.seconds, &caller.actor())
+        .await?;
+    state.engine.nudge_expiry();
+    Ok(axum::Json(view(&lock)))
 }
 
 /// An operator settles a lock by its public id; a message saying why is required.

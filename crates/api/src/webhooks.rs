@@ -35,6 +35,8 @@ pub struct CreateWebhook {
     timeout_seconds: Option<i64>,
     retry_schedule: Option<String>,
     description: Option<String>,
+    lock_timeout_seconds: Option<i64>,
+    lock_default_outcome: Option<String>,
 }
 
 /// Every field optional; `secret: null` removes the secret, an absent one keeps it.
@@ -52,6 +54,9 @@ pub struct UpdateWebhook {
     #[serde(default)]
     retry_schedule: Option<Value>,
     description: Option<String>,
+    #[serde(default)]
+    lock_timeout_seconds: Option<Value>,
+    lock_default_outcome: Option<String>,
 }
 
 pub fn view(webhook: &Webhook) -> Value {
@@ -72,6 +77,8 @@ pub fn view(webhook: &Webhook) -> Value {
         "timeout_seconds": webhook.timeout_seconds,
         "retry_schedule": webhook.retry_schedule,
         "description": webhook.description,
+        "lock_timeout_seconds": webhook.lock_timeout_seconds,
+        "lock_default_outcome": webhook.lock_default_outcome,
         "created_at": time(webhook.created_at),
         "updated_at": time(webhook.updated_at),
     })
@@ -99,6 +106,27 @@ fn check_secret(secret: &str) -> Result<(), Invalid> {
         ));
     }
     Ok(())
+}
+
+/// A lock may hold a release for one minute up to thirty days before its default applies.
+fn check_lock_timeout(seconds: i64) -> Result<i64, Invalid> {
+    if !(60..=30 * 24 * 3600).contains(&seconds) {
+        return Err(Invalid::new(
+            "lock_timeout_seconds",
+            "must be between 60 and 2592000 (30 days)",
+        ));
+    }
+    Ok(seconds)
+}
+
+fn check_default_outcome(outcome: &str) -> Result<String, Invalid> {
+    match outcome {
+        "continue" | "abort" => Ok(outcome.to_owned()),
+        _ => Err(Invalid::new(
+            "lock_default_outcome",
+            "must be \"continue\" or \"abort\"",
+        )),
+    }
 }
 
 fn check_events(input: Vec<SubscriptionInput>) -> Result<Vec<Subscription>, Invalid> {
@@ -172,6 +200,15 @@ pub async fn create(
             .map(check_schedule)
             .transpose()?,
         description,
+        lock_timeout_seconds: input
+            .lock_timeout_seconds
+            .map(check_lock_timeout)
+            .transpose()?,
+        lock_default_outcome: input
+            .lock_default_outcome
+            .as_deref()
+            .map(check_default_outcome)
+            .transpose()?,
     };
     let id = WebhookId::generate();
     let webhook = state
@@ -256,6 +293,23 @@ pub async fn update(
     if let Some(description) = &input.description {
         check_len("description", description, 0, 1000)?;
     }
+    let lock_timeout_seconds = match input.lock_timeout_seconds {
+        Some(Value::Null) => None,
+        Some(value) => {
+            let seconds = value.as_i64().ok_or_else(|| {
+                Invalid::new(
+                    "lock_timeout_seconds",
+                    "must be a number of seconds or null",
+                )
+            })?;
+            Some(check_lock_timeout(seconds)?)
+        }
+        None => current.lock_timeout_seconds,
+    };
+    let lock_default_outcome = match input.lock_default_outcome.as_deref() {
+        Some(outcome) => Some(check_default_outcome(outcome)?),
+        None => current.lock_default_outcome.clone(),
+    };
     let fields = WebhookFields {
         url,
         secret,
@@ -268,6 +322,8 @@ pub async fn update(
         timeout_seconds: check_timeout(input.timeout_seconds.unwrap_or(current.timeout_seconds))?,
         retry_schedule,
         description: input.description.unwrap_or(current.description),
+        lock_timeout_seconds,
+        lock_default_outcome,
     };
     Ok(axum::Json(view(&store.update_webhook(&id, &fields).await?)))
 }

@@ -102,7 +102,7 @@ impl Schedule {
     }
 }
 
-/// `30s`, `5m`, `2h` or a bare number of seconds.
+/// `30s`, `5m`, `2h`, `5d` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => text.split_at(i),
@@ -113,6 +113,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "s" => n,
         "m" => n.checked_mul(60)?,
         "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
         _ => return None,
     };
     Some(Duration::from_secs(seconds))

@@ -3,6 +3,8 @@
 //! - [`runner`]: the release state machine, run once per wake-up, never parked in memory.
 //! - [`wake`]: the queue of wake-ups that drives the runner.
 //! - [`changes`]: word that a release changed, for the API's event streams.
+//! - [`cluster`]: release leases and wake-ups across nodes on one PostgreSQL.
+//! - [`expiry`]: applies the default outcome of locks whose time ran out.
 //! - [`dispatcher`]: claims due deliveries and sends them, within a concurrency limit.
 //! - [`sender`]: one HTTP attempt under a hard deadline, with a capped response read.
 //! - [`steps`]: runs a release's commands and logs their output.
@@ -12,7 +14,9 @@
 //! settled, an attempt finished, a step ended, a release ahead of it ended).
 
 pub mod changes;
+pub mod cluster;
 pub mod dispatcher;
+pub mod expiry;
 pub mod guard;
 pub mod metrics;
 pub mod runner;
@@ -49,6 +53,11 @@ pub struct EngineConfig {
     pub lease_margin: Duration,
     /// Networks webhooks may reach besides public addresses.
     pub allow_networks: Vec<ipnet::IpNet>,
+    /// How long a node's ownership of a release lasts unless renewed; another node takes
+    /// the release over once it runs out.
+    pub release_lease: Duration,
+    /// A webhook whose every attempt failed for this long is disabled.
+    pub disable_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +69,8 @@ impl Default for EngineConfig {
             max_in_flight: 64,
             lease_margin: Duration::from_secs(30),
             allow_networks: Vec::new(),
+            release_lease: Duration::from_secs(30),
+            disable_after: Duration::from_secs(5 * 24 * 3600),
         }
     }
 }
@@ -76,6 +87,7 @@ struct Inner {
     wake: wake::WakeQueue,
     changes: changes::Changes,
     dispatch: Notify,
+    expiry: Notify,
     in_flight: Arc<Semaphore>,
     sender: sender::Sender,
     guard: guard::Guard,
@@ -100,6 +112,7 @@ impl Engine {
                 wake,
                 changes: changes::Changes::default(),
                 dispatch: Notify::new(),
+                expiry: Notify::new(),
                 sender,
                 guard,
                 running_steps: Mutex::new(HashMap::new()),
@@ -109,10 +122,14 @@ impl Engine {
         };
         let node = engine.config().node_id.clone();
         engine.store().release_stale_claims(&node).await?;
+        engine.store().release_stale_ownership(&node).await?;
         tokio::spawn(wake::drive(engine.clone(), wake_rx));
         tokio::spawn(dispatcher::run(engine.clone()));
+        tokio::spawn(expiry::run(engine.clone()));
+        tokio::spawn(cluster::keep_leases(engine.clone()));
+        tokio::spawn(cluster::listen_for_wakes(engine.clone()));
         for id in engine.store().active_release_ids().await? {
-            engine.wake(&id);
+            engine.wake_local(&id);
         }
         Ok(engine)
     }
@@ -134,10 +151,21 @@ impl Engine {
         &self.inner.metrics
     }
 
-    /// Asks the runner to look at a release again.
+    /// Asks the runner, on whichever node owns the release, to look at it again.
     pub fn wake(&self, release_id: &str) {
+        self.wake_local(release_id);
+        self.publish_wake(release_id);
+    }
+
+    /// Asks this node's runner to look at a release again.
+    pub(crate) fn wake_local(&self, release_id: &str) {
         self.inner.wake.push(release_id);
         self.inner.changes.fire(release_id);
+    }
+
+    /// Tells the expiry timer that a lock's time limit was set or moved.
+    pub fn nudge_expiry(&self) {
+        self.inner.expiry.notify_one();
     }
 
     /// Word of releases that changed, for watchers.
@@ -155,6 +183,7 @@ impl Engine {
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutdown.send_replace(true);
         self.inner.dispatch.notify_one();
+        self.inner.expiry.notify_one();
         let all = self.inner.config.max_in_flight as u32;
         let drained = tokio::time::timeout(grace, self.inner.in_flight.acquire_many(all)).await;
         if drained.is_err() {

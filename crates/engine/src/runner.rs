@@ -27,6 +27,17 @@ pub(crate) enum Outcome {
 pub async fn advance(engine: &Engine, release_id: &str) {
     let span = tracing::info_span!("release", release_id);
     async {
+        match engine.own(release_id).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => {
+                warn!(
+                    error = format!("{err:#}"),
+                    "could not take the release's lease"
+                );
+                return;
+            }
+        }
         for _ in 0..32 {
             match advance_once(engine, release_id).await {
                 Ok(Outcome::Moved) => continue,
@@ -56,6 +67,8 @@ async fn advance_once(engine: &Engine, release_id: &str) -> anyhow::Result<Outco
         Stage::Steps => crate::steps::run_next(engine, &release).await,
         Stage::Completed => enter_event(engine, &release, Stage::AfterRelease).await,
         Stage::Closed | Stage::Failed | Stage::Cancelled => {
+            // It may have ended on another node while its step ran here.
+            engine.stop_step(&release.id);
             wake_next_in_queue(engine, &release).await?;
             Ok(Outcome::Parked)
         }
@@ -84,33 +97,50 @@ pub(crate) async fn enter_event(
     to: Stage,
 ) -> anyhow::Result<Outcome> {
     let event = to.event().context("not an event stage")?;
-    let deliveries = build_deliveries(engine, release, event, None).await?;
-    if engine
-        .store()
-        .enter_event(release, to, event, &deliveries)
+    let (deliveries, notes) = build_deliveries(engine, release, event, None).await?;
+    let store = engine.store();
+    if store
+        .enter_event(release, to, event, &deliveries, &notes)
         .await?
     {
         info!(%event, deliveries = deliveries.len(), "event fired");
         engine.metrics().deliveries_created(deliveries.len());
         engine.nudge_dispatcher();
+        let expiring = |d: &NewDelivery| d.lock.as_ref().is_some_and(|l| l.timeout_ms.is_some());
+        if deliveries.iter().any(expiring) {
+            engine.nudge_expiry();
+        }
     }
     Ok(Outcome::Moved)
 }
 
-/// One delivery per matching webhook, with its body serialised once, here.
+/// One delivery per matching, enabled webhook, with its body serialised once, here; and a
+/// note for each matching webhook that is disabled, saying the gate will not wait for it.
 async fn build_deliveries(
     engine: &Engine,
     release: &Release,
     event: Event,
     reason: Option<&str>,
-) -> anyhow::Result<Vec<NewDelivery>> {
+) -> anyhow::Result<(Vec<NewDelivery>, Vec<String>)> {
     let store = engine.store();
     let instance = store.instance(&release.instance_id).await?.payload_json();
     let mut deliveries = Vec::new();
-    for webhook in store.enabled_webhooks().await? {
+    let mut notes = Vec::new();
+    for webhook in store.all_webhooks().await? {
         let Some(subscription) = webhook.subscription(event, &release.instance_id) else {
             continue;
         };
+        if !webhook.enabled {
+            let why = webhook
+                .disabled_reason
+                .as_deref()
+                .unwrap_or("by an operator");
+            notes.push(format!(
+                "webhook {} is disabled ({why}); nothing is sent to it",
+                webhook.id
+            ));
+            continue;
+        }
         let facts = ReleaseFacts {
             tag: &release.tag,
             zero_downtime: release.zero_downtime,
@@ -131,10 +161,11 @@ async fn build_deliveries(
             lock: token.map(|t| NewLock {
                 id: LockId::generate().to_string(),
                 token_hash: hash_token(&t),
+                timeout_ms: webhook.lock_timeout_seconds.map(|s| s * 1000),
             }),
         });
     }
-    Ok(deliveries)
+    Ok((deliveries, notes))
 }
 
 /// Holds the release at its event until every delivery has settled; an `abort` fails it.
@@ -211,7 +242,8 @@ pub async fn end(
     reason: &str,
     actor: &str,
 ) -> anyhow::Result<bool> {
-    let notices = build_deliveries(engine, release, Event::ReleaseFailed, Some(reason)).await?;
+    let (notices, _) =
+        build_deliveries(engine, release, Event::ReleaseFailed, Some(reason)).await?;
     let ended = engine
         .store()
         .end_release(&release.id, ending, reason, actor, &notices)

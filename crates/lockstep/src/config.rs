@@ -27,6 +27,9 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LOCKSTEP_MAX_IN_FLIGHT",
     "LOCKSTEP_SHUTDOWN_GRACE",
     "LOCKSTEP_NODE_ID",
+    "LOCKSTEP_RELEASE_LEASE",
+    "LOCKSTEP_LEASE_MARGIN",
+    "LOCKSTEP_DISABLE_AFTER",
     "LOCKSTEP_SERVER",
     "LOCKSTEP_TOKEN",
 ];
@@ -67,6 +70,15 @@ pub struct ServeArgs {
     /// This node's name in claims and logs [default: host name and process id]
     #[arg(long, env = "LOCKSTEP_NODE_ID")]
     pub node_id: Option<String>,
+    /// How long a node owns a release unless it renews; then another node takes over [default: 30s]
+    #[arg(long, env = "LOCKSTEP_RELEASE_LEASE")]
+    pub release_lease: Option<String>,
+    /// How far a delivery claim outlives the webhook's deadline [default: 30s]
+    #[arg(long, env = "LOCKSTEP_LEASE_MARGIN")]
+    pub lease_margin: Option<String>,
+    /// Disable a webhook whose every attempt failed for this long [default: 5d]
+    #[arg(long, env = "LOCKSTEP_DISABLE_AFTER")]
+    pub disable_after: Option<String>,
 }
 
 /// The TOML file: the same settings, all optional; unknown keys are refused.
@@ -83,6 +95,9 @@ struct FileConfig {
     max_in_flight: Option<usize>,
     shutdown_grace: Option<String>,
     node_id: Option<String>,
+    release_lease: Option<String>,
+    lease_margin: Option<String>,
+    disable_after: Option<String>,
 }
 
 /// Validated settings for `serve`.
@@ -98,6 +113,9 @@ pub struct Config {
     pub max_in_flight: usize,
     pub shutdown_grace: Duration,
     pub node_id: String,
+    pub release_lease: Duration,
+    pub lease_margin: Duration,
+    pub disable_after: Duration,
 }
 
 impl Config {
@@ -165,15 +183,16 @@ impl Config {
         if !(1..=10_000).contains(&max_in_flight) {
             bail!("max_in_flight: must be between 1 and 10000");
         }
-        let grace_text = args
-            .shutdown_grace
-            .or(file.shutdown_grace)
-            .unwrap_or_else(|| "60s".into());
-        let shutdown_grace = lockstep_core::retry::parse_duration(&grace_text)
-            .filter(|d| *d <= Duration::from_secs(3600))
-            .with_context(|| {
-                format!("shutdown_grace: {grace_text:?} is not a duration up to 1h")
-            })?;
+        let grace = args.shutdown_grace.or(file.shutdown_grace);
+        let shutdown_grace = duration("shutdown_grace", grace, "60s", (0, 3600))?;
+        let lease = args.release_lease.or(file.release_lease);
+        let release_lease = duration("release_lease", lease, "30s", (3, 600))?;
+        // A claim lasts the webhook's deadline plus this margin, so it always outlives the
+        // request; a margin too small to cover a slow database write is refused.
+        let margin = args.lease_margin.or(file.lease_margin);
+        let lease_margin = duration("lease_margin", margin, "30s", (5, 3600))?;
+        let disable = args.disable_after.or(file.disable_after);
+        let disable_after = duration("disable_after", disable, "5d", (60, 365 * 86_400))?;
         let node_id = args
             .node_id
             .or(file.node_id)
@@ -189,8 +208,24 @@ impl Config {
             max_in_flight,
             shutdown_grace,
             node_id,
+            release_lease,
+            lease_margin,
+            disable_after,
         })
     }
+}
+
+/// A duration setting (`30s`, `5m`, `2h`, `5d`) within `bounds` in seconds.
+fn duration(
+    key: &str,
+    value: Option<String>,
+    default: &str,
+    (min, max): (u64, u64),
+) -> anyhow::Result<Duration> {
+    let text = value.unwrap_or_else(|| default.to_owned());
+    lockstep_core::retry::parse_duration(&text)
+        .filter(|d| (min..=max).contains(&d.as_secs()))
+        .with_context(|| format!("{key}: {text:?} is not a duration from {min}s to {max}s"))
 }
 
 fn refuse_unknown_variables(names: impl Iterator<Item = String>) -> anyhow::Result<()> {

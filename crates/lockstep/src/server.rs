@@ -39,7 +39,9 @@ impl Application {
             retry: config.retry.clone(),
             max_in_flight: config.max_in_flight,
             allow_networks,
-            ..EngineConfig::default()
+            release_lease: config.release_lease,
+            lease_margin: config.lease_margin,
+            disable_after: config.disable_after,
         };
         let engine = Engine::start(store, engine_config).await?;
         Ok(Application {

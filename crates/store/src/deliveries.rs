@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::logs::{append_in, NewEntry};
-use crate::{flag, Backend, Result, Store, StoreError};
+use crate::{flag, Backend, Page, Result, Store, StoreError};
 use lockstep_core::time::now_ms;
 use lockstep_core::Event;
 
@@ -24,6 +24,8 @@ pub struct NewDelivery {
 pub struct NewLock {
     pub id: String,
     pub token_hash: String,
+    /// How long the lock may hold the release before its default outcome applies.
+    pub timeout_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +57,17 @@ pub struct Attempt {
     pub location: Option<String>,
     pub response_body: Option<String>,
     pub response_truncated: bool,
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter<'a> {
+    pub status: Option<&'a str>,
+    pub webhook: Option<&'a str>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// The last id of the previous page.
+    pub before: Option<&'a str>,
 }
 
 /// What became of a delivery after an attempt.
@@ -156,8 +169,8 @@ pub(crate) async fn insert_delivery(
         let lock_log = append_in(tx, &entry).await?;
         sqlx::query(
             "INSERT INTO locks (id, token_hash, release_id, delivery_id, event, status, log_entry,
-                 created_at)
-             VALUES ($1, $2, $3, $4, $5, 'open', $6, $7)",
+                 created_at, webhook_id, expires_at)
+             VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $8, $9)",
         )
         .bind(&lock.id)
         .bind(&lock.token_hash)
@@ -166,6 +179,8 @@ pub(crate) async fn insert_delivery(
         .bind(delivery.event.as_str())
         .bind(lock_log)
         .bind(now)
+        .bind(&delivery.webhook_id)
+        .bind(lock.timeout_ms.map(|ms| now + ms))
         .execute(&mut **tx)
         .await?;
     }
@@ -361,6 +376,31 @@ impl Store {
         }
         tx.commit().await?;
         self.delivery(id).await
+    }
+
+    /// Deliveries newest first, filtered by status, webhook and creation time.
+    pub async fn deliveries(
+        &self,
+        filter: &DeliveryFilter<'_>,
+        limit: i64,
+    ) -> Result<Page<Delivery>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM deliveries
+             WHERE ($1 = '' OR status = $1) AND ($2 = '' OR webhook_id = $2)
+               AND created_at >= $3 AND created_at < $4 AND ($5 = '' OR id < $5)
+             ORDER BY id DESC LIMIT $6"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(filter.status.unwrap_or(""))
+            .bind(filter.webhook.unwrap_or(""))
+            .bind(filter.since.unwrap_or(0))
+            .bind(filter.until.unwrap_or(i64::MAX))
+            .bind(filter.before.unwrap_or(""))
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_rows(items, limit, |d| d.id.clone()))
     }
 
     /// Counts of deliveries by status, for metrics.

@@ -92,6 +92,9 @@ impl<T> Page<T> {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Kept to open PostgreSQL's notification connection; it may hold a password, so it is
+    /// never logged.
+    url: String,
 }
 
 impl Store {
@@ -109,7 +112,11 @@ impl Store {
             Backend::Sqlite => open_sqlite(url).await?,
             Backend::Postgres => open_postgres(url).await?,
         };
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            url: url.to_owned(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -136,6 +143,29 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Tells every node listening that `payload` happened on `channel`. Only PostgreSQL has
+    /// other nodes; on SQLite this does nothing.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A connection listening on `channel`, on PostgreSQL; `None` on SQLite.
+    pub async fn listen(&self, channel: &str) -> Result<Option<sqlx::postgres::PgListener>> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
+        listener.listen(channel).await?;
+        Ok(Some(listener))
     }
 
     /// Answers whether the database is reachable, for `/healthz`.

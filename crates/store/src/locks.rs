@@ -23,6 +23,8 @@ pub struct Lock {
     pub released_by: Option<String>,
     pub released_at: Option<i64>,
     pub log_entry: Option<i64>,
+    pub webhook_id: Option<String>,
+    pub expires_at: Option<i64>,
     pub created_at: i64,
 }
 
@@ -41,7 +43,7 @@ pub enum LockKey<'a> {
 }
 
 const COLUMNS: &str = "id, release_id, delivery_id, event, status, outcome, message,
-    released_by, released_at, log_entry, created_at";
+    released_by, released_at, log_entry, webhook_id, expires_at, created_at";
 
 fn from_row(row: &AnyRow) -> Result<Lock> {
     Ok(Lock {
@@ -55,6 +57,8 @@ fn from_row(row: &AnyRow) -> Result<Lock> {
         released_by: row.try_get("released_by")?,
         released_at: row.try_get("released_at")?,
         log_entry: row.try_get("log_entry")?,
+        webhook_id: row.try_get("webhook_id")?,
+        expires_at: row.try_get("expires_at")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -126,6 +130,11 @@ impl Store {
             ("released", Some(settled)) => Err(StoreError::Conflict(format!(
                 "lock was already released with outcome {settled:?}"
             ))),
+            ("expired", settled) => Err(StoreError::Conflict(format!(
+                "lock expired at {} and its default outcome {:?} was applied",
+                lockstep_core::time::rfc3339(lock.released_at.unwrap_or_default()),
+                settled.unwrap_or("continue")
+            ))),
             _ => Err(StoreError::Conflict(
                 "lock no longer holds anything: its release has ended".into(),
             )),
@@ -167,5 +176,111 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    /// Settles every open lock whose time ran out with its webhook's default outcome, logging
+    /// each, and returns them.
+    pub async fn expire_due_locks(&self, now: i64) -> Result<Vec<Lock>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM locks
+             WHERE status = 'open' AND expires_at IS NOT NULL AND expires_at <= $1"
+        );
+        let due = sqlx::query(&sql).bind(now).fetch_all(&self.pool).await?;
+        let mut expired = Vec::new();
+        for row in &due {
+            let lock = from_row(row)?;
+            let outcome = self.default_outcome(lock.webhook_id.as_deref()).await?;
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE locks SET status = 'expired', outcome = $1, released_by = 'lockstep',
+                     released_at = $2, message = 'lock expired'
+                 WHERE id = $3 AND status = 'open' AND expires_at <= $2",
+            )
+            .bind(&outcome)
+            .bind(now)
+            .bind(&lock.id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                continue;
+            }
+            let status = if outcome == "abort" {
+                "error"
+            } else {
+                "warning"
+            };
+            let entry = NewEntry {
+                release_id: Some(&lock.release_id),
+                parent_id: lock.log_entry,
+                kind: "lock",
+                status,
+                message: format!(
+                    "lock {} expired; default outcome {outcome} applied",
+                    lock.id
+                ),
+                actor: Some("lockstep"),
+            };
+            append_in(&mut tx, &entry).await?;
+            tx.commit().await?;
+            expired.push(self.lock(&lock.id).await?);
+        }
+        Ok(expired)
+    }
+
+    async fn default_outcome(&self, webhook_id: Option<&str>) -> Result<String> {
+        let outcome: Option<Option<String>> =
+            sqlx::query_scalar("SELECT lock_default_outcome FROM webhooks WHERE id = $1")
+                .bind(webhook_id.unwrap_or(""))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(outcome.flatten().unwrap_or_else(|| "continue".into()))
+    }
+
+    /// When the next open lock expires, for the expiry timer.
+    pub async fn next_lock_expiry(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(expires_at) FROM locks WHERE status = 'open' AND expires_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Moves an open lock's expiry to `seconds` from now, for the receiver holding it.
+    pub async fn extend_lock(&self, token_hash: &str, seconds: i64, actor: &str) -> Result<Lock> {
+        let lock = self.find_lock(LockKey::TokenHash(token_hash)).await?;
+        if lock.status != "open" {
+            return Err(StoreError::Conflict(format!(
+                "lock is {}, not open",
+                lock.status
+            )));
+        }
+        if lock.expires_at.is_none() {
+            return Err(StoreError::Conflict(
+                "lock has no expiry: it waits until it is released".into(),
+            ));
+        }
+        let now = now_ms();
+        let until = now + seconds * 1000;
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE locks SET expires_at = $1 WHERE id = $2 AND status = 'open'")
+                .bind(until)
+                .bind(&lock.id)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("lock was settled meanwhile".into()));
+        }
+        let entry = NewEntry {
+            release_id: Some(&lock.release_id),
+            parent_id: lock.log_entry,
+            kind: "lock",
+            status: "info",
+            message: format!("lock {} extended by {seconds}s", lock.id),
+            actor: Some(actor),
+        };
+        append_in(&mut tx, &entry).await?;
+        tx.commit().await?;
+        self.lock(&lock.id).await
     }
 }

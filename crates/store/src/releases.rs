@@ -234,6 +234,7 @@ impl Store {
         to: Stage,
         event: Event,
         deliveries: &[NewDelivery],
+        notes: &[String],
     ) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -249,6 +250,10 @@ impl Store {
         };
         let entry = NewEntry::under(&release.id, release.parent_log, "event", message);
         let event_log = append_in(&mut tx, &entry).await?;
+        for note in notes {
+            let entry = NewEntry::under(&release.id, event_log, "event", note.clone());
+            append_in(&mut tx, &entry.status("warning")).await?;
+        }
         for delivery in deliveries {
             insert_delivery(&mut tx, Some(&release.id), event_log, delivery, now).await?;
         }
@@ -371,5 +376,59 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("stage")?, r.try_get("n")?)))
             .collect()
+    }
+
+    /// Takes or keeps ownership of a release for `node` until `until`. A node advances only
+    /// releases it owns; another may take one over once its owner's lease has run out.
+    pub async fn own_release(&self, id: &str, node: &str, now: i64, until: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE releases SET owner = $1, owner_until = $2
+             WHERE id = $3 AND (owner IS NULL OR owner = $1 OR owner_until < $4)",
+        )
+        .bind(node)
+        .bind(until)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Renews the lease on every unfinished release `node` owns, in one statement.
+    pub async fn renew_ownership(&self, node: &str, until: i64) -> Result<u64> {
+        let sql = format!("UPDATE releases SET owner_until = $1 WHERE owner = $2 AND {ACTIVE}");
+        let done = sqlx::query(&sql)
+            .bind(until)
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Unfinished releases whose owner's lease ran out: their node is gone.
+    pub async fn orphaned_releases(&self, now: i64) -> Result<Vec<String>> {
+        let sql = format!(
+            "SELECT id FROM releases WHERE {ACTIVE} AND owner IS NOT NULL AND owner_until < $1
+             ORDER BY parent_log"
+        );
+        Ok(sqlx::query_scalar(&sql)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Frees ownership left by an earlier run: all of it on SQLite, which one process owns,
+    /// and on PostgreSQL that of `node`, whose id names this process's earlier life.
+    pub async fn release_stale_ownership(&self, node: &str) -> Result<u64> {
+        let all = self.backend == crate::Backend::Sqlite;
+        let done = sqlx::query(
+            "UPDATE releases SET owner = NULL, owner_until = NULL
+             WHERE owner IS NOT NULL AND ($1 = 1 OR owner = $2)",
+        )
+        .bind(flag(all))
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 }

@@ -29,6 +29,12 @@ pub struct Webhook {
     pub timeout_seconds: i64,
     pub retry_schedule: Option<String>,
     pub description: String,
+    /// How long a lock of this webhook may hold a release; `None` waits without end.
+    pub lock_timeout_seconds: Option<i64>,
+    /// The outcome applied when a lock expires: `continue` or `abort`.
+    pub lock_default_outcome: Option<String>,
+    /// When the current run of failed attempts began; `None` after a success.
+    pub failing_since: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -56,10 +62,13 @@ pub struct WebhookFields {
     pub timeout_seconds: i64,
     pub retry_schedule: Option<String>,
     pub description: String,
+    pub lock_timeout_seconds: Option<i64>,
+    pub lock_default_outcome: Option<String>,
 }
 
 const COLUMNS: &str = "id, url, secret, events, instances, enabled, disabled_reason, disabled_at,
-    timeout_seconds, retry_schedule, description, created_at, updated_at";
+    timeout_seconds, retry_schedule, description, lock_timeout_seconds, lock_default_outcome,
+    failing_since, created_at, updated_at";
 
 fn events_json(events: &[Subscription]) -> String {
     let list: Vec<_> = events
@@ -96,6 +105,9 @@ fn from_row(row: &AnyRow) -> Result<Webhook> {
         timeout_seconds: row.try_get("timeout_seconds")?,
         retry_schedule: row.try_get("retry_schedule")?,
         description: row.try_get("description")?,
+        lock_timeout_seconds: row.try_get("lock_timeout_seconds")?,
+        lock_default_outcome: row.try_get("lock_default_outcome")?,
+        failing_since: row.try_get("failing_since")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -106,8 +118,9 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO webhooks (id, url, secret, events, instances, enabled, timeout_seconds,
-                 retry_schedule, description, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                 retry_schedule, description, created_at, updated_at, lock_timeout_seconds,
+                 lock_default_outcome)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
         )
         .bind(id)
         .bind(&fields.url)
@@ -124,6 +137,8 @@ impl Store {
         .bind(fields.retry_schedule.clone())
         .bind(&fields.description)
         .bind(now)
+        .bind(fields.lock_timeout_seconds)
+        .bind(fields.lock_default_outcome.clone())
         .execute(&self.pool)
         .await?;
         self.webhook(id).await
@@ -149,9 +164,9 @@ impl Store {
         Ok(Page::from_rows(items, limit, |w| w.id.clone()))
     }
 
-    /// Every enabled webhook; the caller matches events and instances.
-    pub async fn enabled_webhooks(&self) -> Result<Vec<Webhook>> {
-        let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE enabled = 1 ORDER BY id");
+    /// Every webhook, enabled or not; the caller matches events and instances.
+    pub async fn all_webhooks(&self) -> Result<Vec<Webhook>> {
+        let sql = format!("SELECT {COLUMNS} FROM webhooks ORDER BY id");
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter().map(from_row).collect()
     }
@@ -171,8 +186,10 @@ impl Store {
         sqlx::query(
             "UPDATE webhooks SET url = $1, secret = $2, events = $3, instances = $4, enabled = $5,
                  disabled_reason = $6, disabled_at = $7, timeout_seconds = $8,
-                 retry_schedule = $9, description = $10, updated_at = $11
-             WHERE id = $12",
+                 retry_schedule = $9, description = $10, updated_at = $11,
+                 lock_timeout_seconds = $12, lock_default_outcome = $13,
+                 failing_since = CASE WHEN $5 = 1 AND enabled = 0 THEN NULL ELSE failing_since END
+             WHERE id = $14",
         )
         .bind(&fields.url)
         .bind(secret)
@@ -190,16 +207,21 @@ impl Store {
         .bind(fields.retry_schedule.clone())
         .bind(&fields.description)
         .bind(now_ms())
+        .bind(fields.lock_timeout_seconds)
+        .bind(fields.lock_default_outcome.clone())
         .bind(id)
         .execute(&self.pool)
         .await?;
         self.webhook(id).await
     }
 
-    /// Turns a webhook off with the reason, so no new delivery goes to it.
-    pub async fn disable_webhook(&self, id: &str, reason: &str) -> Result<()> {
+    /// Turns a webhook off with the reason, so no new delivery goes to it, and settles its
+    /// open locks as cancelled so no gate waits on it. Returns the releases those locks held,
+    /// which need waking; `None` if the webhook was already off.
+    pub async fn disable_webhook(&self, id: &str, reason: &str) -> Result<Option<Vec<String>>> {
         let now = now_ms();
-        sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
             "UPDATE webhooks SET enabled = 0, disabled_reason = $1, disabled_at = $2,
                  updated_at = $2
              WHERE id = $3 AND enabled = 1",
@@ -207,9 +229,96 @@ impl Store {
         .bind(reason)
         .bind(now)
         .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let held = sqlx::query(
+            "SELECT l.id, l.release_id, l.log_entry FROM locks l
+             WHERE l.webhook_id = $1 AND l.status = 'open'",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = $1
+             WHERE webhook_id = $2 AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let mut releases = Vec::new();
+        for row in &held {
+            let lock_id: String = row.try_get("id")?;
+            let release_id: String = row.try_get("release_id")?;
+            sqlx::query(
+                "UPDATE locks SET status = 'cancelled', released_at = $1, released_by = 'lockstep',
+                     message = $2
+                 WHERE id = $3 AND status = 'open'",
+            )
+            .bind(now)
+            .bind(format!("webhook disabled: {reason}"))
+            .bind(&lock_id)
+            .execute(&mut *tx)
+            .await?;
+            let entry = crate::logs::NewEntry {
+                release_id: Some(&release_id),
+                parent_id: row.try_get("log_entry")?,
+                kind: "lock",
+                status: "warning",
+                message: format!(
+                    "webhook {id} disabled ({reason}); the gate no longer waits on lock {lock_id}"
+                ),
+                actor: Some("lockstep"),
+            };
+            crate::logs::append_in(&mut tx, &entry).await?;
+            releases.push(release_id);
+        }
+        tx.commit().await?;
+        Ok(Some(releases))
+    }
+
+    /// Keeps track of a webhook's run of failures. A success ends it; a failure starts it,
+    /// or, once it has lasted `disable_after_ms`, disables the webhook. Returns the reason
+    /// when this call disabled it, with the releases whose locks it settled.
+    pub async fn record_webhook_health(
+        &self,
+        id: &str,
+        success: bool,
+        disable_after_ms: i64,
+    ) -> Result<Option<(String, Vec<String>)>> {
+        let now = now_ms();
+        if success {
+            sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            return Ok(None);
+        }
+        sqlx::query(
+            "UPDATE webhooks SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL",
+        )
+        .bind(now)
+        .bind(id)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        let since: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT failing_since FROM webhooks WHERE id = $1 AND enabled = 1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(Some(since)) = since else {
+            return Ok(None);
+        };
+        if now - since < disable_after_ms {
+            return Ok(None);
+        }
+        let hours = (now - since) / 3_600_000;
+        let reason = format!("every attempt failed for {hours} hours");
+        let releases = self.disable_webhook(id, &reason).await?;
+        Ok(releases.map(|r| (reason, r)))
     }
 
     pub async fn delete_webhook(&self, id: &str) -> Result<()> {
