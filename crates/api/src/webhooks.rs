@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use lockstep_core::ids::WebhookId;
 use lockstep_core::retry::Schedule;
 use lockstep_core::{Event, InstanceId, Invalid, WebhookUrl};
+use lockstep_engine::sender::CaCertificate;
 use lockstep_store::webhooks::{Subscription, Webhook, WebhookFields};
 
 use crate::auth::{Caller, Scope};
@@ -37,6 +38,7 @@ pub struct CreateWebhook {
     description: Option<String>,
     lock_timeout_seconds: Option<i64>,
     lock_default_outcome: Option<String>,
+    ca_certificate: Option<String>,
 }
 
 /// Every field optional; `secret: null` removes the secret, an absent one keeps it.
@@ -57,6 +59,8 @@ pub struct UpdateWebhook {
     #[serde(default)]
     lock_timeout_seconds: Option<Value>,
     lock_default_outcome: Option<String>,
+    #[serde(default)]
+    ca_certificate: Option<Value>,
 }
 
 pub fn view(webhook: &Webhook) -> Value {
@@ -79,6 +83,7 @@ pub fn view(webhook: &Webhook) -> Value {
         "description": webhook.description,
         "lock_timeout_seconds": webhook.lock_timeout_seconds,
         "lock_default_outcome": webhook.lock_default_outcome,
+        "ca_certificate": webhook.ca_certificate,
         "created_at": time(webhook.created_at),
         "updated_at": time(webhook.updated_at),
     })
@@ -175,6 +180,12 @@ fn check_schedule(text: &str) -> Result<String, Invalid> {
     Ok(Schedule::parse(text, "retry_schedule")?.to_text())
 }
 
+/// Refuses CA certificate text the sender could not trust, so no delivery fails on it later.
+fn check_ca(pem: String) -> Result<String, Invalid> {
+    CaCertificate::parse(&pem).map_err(|e| Invalid::new("ca_certificate", e.to_string()))?;
+    Ok(pem)
+}
+
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -209,6 +220,7 @@ pub async fn create(
             .as_deref()
             .map(check_default_outcome)
             .transpose()?,
+        ca_certificate: input.ca_certificate.map(check_ca).transpose()?,
     };
     let id = WebhookId::generate();
     let webhook = state
@@ -310,6 +322,12 @@ pub async fn update(
         Some(outcome) => Some(check_default_outcome(outcome)?),
         None => current.lock_default_outcome.clone(),
     };
+    let ca_certificate = match input.ca_certificate {
+        Some(value) => nullable_text(value, "ca_certificate")?
+            .map(check_ca)
+            .transpose()?,
+        None => current.ca_certificate.clone(),
+    };
     let fields = WebhookFields {
         url,
         secret,
@@ -324,6 +342,7 @@ pub async fn update(
         description: input.description.unwrap_or(current.description),
         lock_timeout_seconds,
         lock_default_outcome,
+        ca_certificate,
     };
     Ok(axum::Json(view(&store.update_webhook(&id, &fields).await?)))
 }

@@ -97,6 +97,7 @@ async fn dispatch_due(engine: &Engine) -> anyhow::Result<Duration> {
 async fn attempt(engine: &Engine, delivery: &Delivery) -> anyhow::Result<()> {
     let store = engine.store();
     let secret = secret_of(&delivery.body);
+    let webhook = store.webhook(&delivery.webhook_id).await.ok();
     let out = Outgoing {
         url: &delivery.url,
         body: delivery.body.clone(),
@@ -104,6 +105,7 @@ async fn attempt(engine: &Engine, delivery: &Delivery) -> anyhow::Result<()> {
         delivery_id: &delivery.id,
         secret: secret.as_deref(),
         deadline: Duration::from_secs(delivery.timeout_seconds.clamp(1, 300) as u64),
+        ca_certificate: webhook.as_ref().and_then(|w| w.ca_certificate.as_deref()),
     };
     let started_at = now_ms();
     let answer = engine.inner.sender.send(out).await;
@@ -112,7 +114,6 @@ async fn attempt(engine: &Engine, delivery: &Delivery) -> anyhow::Result<()> {
         .metrics()
         .attempt(outcome, answer.duration.as_secs_f64());
 
-    let webhook = store.webhook(&delivery.webhook_id).await.ok();
     let schedule = webhook
         .as_ref()
         .and_then(|w| w.retry_schedule.as_deref())

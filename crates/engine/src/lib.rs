@@ -238,6 +238,7 @@ impl Engine {
             delivery_id: delivery_id.as_str(),
             secret: webhook.secret.as_deref(),
             deadline: Duration::from_secs(webhook.timeout_seconds.clamp(1, 300) as u64),
+            ca_certificate: webhook.ca_certificate.as_deref(),
         };
         self.inner.sender.send(out).await
     }

@@ -3,47 +3,39 @@
 //! The whole attempt — connect, send, response headers and the body read — runs under one
 //! deadline, so an endpoint that trickles its body still times out on time. Redirects are
 //! never followed, and at most [`MAX_RESPONSE`] bytes of a response are read: reading stops
-//! there, which is not an error.
+//! there, which is not an error. Memory per attempt is bounded by that cap, whatever the
+//! endpoint sends.
+//!
+//! - [`failure`]: the kinds of failed attempts, told apart by the types in an error's causes.
+//! - [`lookup`]: name lookups through the outbound address policy, with typed failures.
+//! - [`trust`]: the public roots or a webhook's own CA certificate, and a client for each.
 
-use std::time::{Duration, Instant};
+mod failure;
+mod lookup;
+mod trust;
 
-use crate::guard::Guard;
+use std::sync::Arc;
+use std::time::Duration;
+
 use reqwest::header::{
     HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER, USER_AGENT,
 };
+use tokio::time::{timeout_at, Instant};
+
+use crate::guard::Guard;
+use failure::{classify, describe};
+use trust::Clients;
+
+pub use failure::Failure;
+pub use trust::{CaCertificate, CaError, MAX_CA_PEM};
 
 /// The most of a response body that is read and kept.
 pub const MAX_RESPONSE: usize = 64 * 1024;
 
-/// Why an attempt failed, as the API, the action log and metrics name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    Timeout,
-    Connect,
-    Dns,
-    Tls,
-    Redirect,
-    Status,
-    Blocked,
-}
-
-impl Failure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Failure::Timeout => "timeout",
-            Failure::Connect => "connect",
-            Failure::Dns => "dns",
-            Failure::Tls => "tls",
-            Failure::Redirect => "redirect",
-            Failure::Status => "status",
-            Failure::Blocked => "blocked",
-        }
-    }
-}
-
 /// What one attempt came to.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// The status the endpoint answered with, even when the attempt failed after it.
     pub status: Option<u16>,
     pub failure: Option<Failure>,
     pub error: Option<String>,
@@ -62,26 +54,30 @@ pub struct Outgoing<'a> {
     pub delivery_id: &'a str,
     pub secret: Option<&'a str>,
     pub deadline: Duration,
+    /// The webhook's own CA certificate (PEM), trusted instead of the public roots.
+    pub ca_certificate: Option<&'a str>,
 }
 
 #[derive(Clone)]
 pub struct Sender {
-    client: reqwest::Client,
+    clients: Arc<Clients>,
     user_agent: HeaderValue,
     guard: Guard,
 }
 
 impl Sender {
     pub fn new(user_agent: &str, guard: Guard) -> anyhow::Result<Sender> {
-        let client = reqwest::Client::builder()
-            .dns_resolver(std::sync::Arc::new(guard.clone()))
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would connect on our behalf to addresses we never checked.
-            .no_proxy()
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()?;
+        let resolver = Arc::new(lookup::Lookup(guard.clone()));
+        let clients = Clients::new(move || {
+            reqwest::Client::builder()
+                .dns_resolver(resolver.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                // A proxy would connect on our behalf to addresses we never checked.
+                .no_proxy()
+                .pool_idle_timeout(Duration::from_secs(30))
+        })?;
         Ok(Sender {
-            client,
+            clients: Arc::new(clients),
             user_agent: HeaderValue::from_str(user_agent)?,
             guard,
         })
@@ -100,19 +96,15 @@ impl Sender {
             Ok(headers) => headers,
             Err(message) => return failed(Failure::Connect, message, started),
         };
-        let request = self.client.post(out.url).headers(headers).body(out.body);
-        match tokio::time::timeout(out.deadline, exchange(request)).await {
-            Ok(Ok(mut answer)) => {
-                answer.duration = started.elapsed();
-                answer
-            }
-            Ok(Err(err)) => failed(classify(&err), describe(&err), started),
-            Err(_) => failed(
-                Failure::Timeout,
-                format!("no complete answer within {}s", out.deadline.as_secs()),
-                started,
-            ),
-        }
+        let client = match self.clients.for_ca(out.ca_certificate) {
+            Ok(client) => client,
+            Err(message) => return failed(Failure::Tls, message, started),
+        };
+
+        let request = client.post(out.url).headers(headers).body(out.body);
+        let mut answer = exchange(request, started, out.deadline).await;
+        answer.duration = started.elapsed();
+        answer
     }
 
     fn headers(&self, out: &Outgoing<'_>) -> Result<HeaderMap, String> {
@@ -134,31 +126,54 @@ impl Sender {
     }
 }
 
-/// Sends the request and reads at most [`MAX_RESPONSE`] bytes of the answer.
-async fn exchange(request: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
-    let mut response = request.send().await?;
+/// Sends the request and reads at most [`MAX_RESPONSE`] bytes of the answer, all before
+/// `deadline` after `started`.
+async fn exchange(request: reqwest::RequestBuilder, started: Instant, limit: Duration) -> Answer {
+    let deadline = started + limit;
+    let mut response = match timeout_at(deadline, request.send()).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => return failed(classify(&err), describe(&err), started),
+        Err(_) => {
+            let message = format!("no answer within {}s", limit.as_secs());
+            return failed(Failure::Timeout, message, started);
+        }
+    };
+
+    let mut answer = head(&response);
+    let mut body = Vec::new();
+    let read = timeout_at(deadline, read_capped(&mut response, &mut body)).await;
+    let status = response.status();
+    match read {
+        Ok(Ok(truncated)) => answer.truncated = truncated,
+        Ok(Err(err)) => {
+            let why = format!(
+                "answered {status}, then the body broke off: {}",
+                describe(&err)
+            );
+            body_failed(&mut answer, classify(&err), why);
+        }
+        Err(_) => {
+            let why = format!(
+                "answered {status}, but the body did not end within {}s",
+                limit.as_secs()
+            );
+            body_failed(&mut answer, Failure::Timeout, why);
+        }
+    }
+    answer.body = String::from_utf8_lossy(&body).into_owned();
+    answer
+}
+
+/// What the status line and headers alone say about the attempt.
+fn head(response: &reqwest::Response) -> Answer {
     let status = response.status();
     let header = |name| {
         response
             .headers()
             .get(name)
-            .and_then(|v| v.to_str().ok())
+            .and_then(|v: &HeaderValue| v.to_str().ok())
             .map(|v| lockstep_store::logs::cap(v, 2048))
     };
-    let location = header(LOCATION);
-    let retry_after = header(RETRY_AFTER);
-    let declared = response.content_length();
-    let mut body = Vec::new();
-    let mut truncated = false;
-    while let Some(chunk) = response.chunk().await? {
-        let room = MAX_RESPONSE - body.len();
-        if chunk.len() >= room {
-            body.extend_from_slice(&chunk[..room]);
-            truncated = chunk.len() > room || declared.is_none_or(|n| n > MAX_RESPONSE as u64);
-            break;
-        }
-        body.extend_from_slice(&chunk);
-    }
     let failure = if status.is_success() {
         None
     } else if status.is_redirection() {
@@ -166,16 +181,44 @@ async fn exchange(request: reqwest::RequestBuilder) -> Result<Answer, reqwest::E
     } else {
         Some(Failure::Status)
     };
-    Ok(Answer {
+    Answer {
         status: Some(status.as_u16()),
         failure,
         error: failure.map(|_| format!("answered {status}")),
-        location,
-        retry_after,
-        body: String::from_utf8_lossy(&body).into_owned(),
-        truncated,
+        location: header(LOCATION),
+        retry_after: header(RETRY_AFTER),
+        body: String::new(),
+        truncated: false,
         duration: Duration::ZERO,
-    })
+    }
+}
+
+/// A body that broke off or stalled fails a successful answer; an answer that had already
+/// failed keeps its status as the reason, with the body's trouble added to its error.
+fn body_failed(answer: &mut Answer, failure: Failure, why: String) {
+    if answer.failure.is_none() {
+        answer.failure = Some(failure);
+    }
+    answer.error = Some(why);
+}
+
+/// Reads the body into `into` until it ends or holds [`MAX_RESPONSE`] bytes; answers whether
+/// there was more than that.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    into: &mut Vec<u8>,
+) -> Result<bool, reqwest::Error> {
+    let declared = response.content_length();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_RESPONSE - into.len();
+        if chunk.len() >= room {
+            into.extend_from_slice(&chunk[..room]);
+            let more = chunk.len() > room || declared.is_none_or(|n| n > MAX_RESPONSE as u64);
+            return Ok(more);
+        }
+        into.extend_from_slice(&chunk);
+    }
+    Ok(false)
 }
 
 fn failed(failure: Failure, error: String, started: Instant) -> Answer {
@@ -191,42 +234,81 @@ fn failed(failure: Failure, error: String, started: Instant) -> Answer {
     }
 }
 
-/// Names the kind of a transport failure from the error and its causes.
-fn classify(err: &reqwest::Error) -> Failure {
-    let chain = describe(err).to_ascii_lowercase();
-    if chain.contains(crate::guard::BLOCKED) {
-        Failure::Blocked
-    } else if chain.contains("dns error") || chain.contains("failed to lookup") {
-        Failure::Dns
-    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake")
-    {
-        Failure::Tls
-    } else if err.is_timeout() {
-        Failure::Timeout
-    } else {
-        Failure::Connect
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
 
-/// The error with its causes, one after another, without the URL (it may hold a token).
-fn describe(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        let text = match e.downcast_ref::<reqwest::Error>() {
-            Some(r) => {
-                let mut plain = r.to_string();
-                if let Some(url) = r.url() {
-                    plain = plain.replace(&format!(" ({url})"), "");
-                }
-                plain
-            }
-            None => e.to_string(),
-        };
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        current = e.source();
+    fn sender() -> Sender {
+        let loopback = crate::guard::parse_network("127.0.0.0/8").unwrap();
+        Sender::new("test", Guard::new(vec![loopback])).unwrap()
     }
-    parts.join(": ")
+
+    fn outgoing(url: &str) -> Outgoing<'_> {
+        Outgoing {
+            url,
+            body: b"{}".to_vec(),
+            event: "before_release",
+            delivery_id: "dlv_test",
+            secret: None,
+            deadline: Duration::from_secs(2),
+            ca_certificate: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_port_nobody_listens_on_is_a_connect_failure() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        drop(listener);
+
+        let answer = sender().send(outgoing(&url)).await;
+
+        assert_eq!(answer.failure, Some(Failure::Connect), "{:?}", answer.error);
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_a_dns_failure() {
+        let answer = sender()
+            .send(outgoing("http://lockstep-test.invalid/"))
+            .await;
+
+        assert_eq!(answer.failure, Some(Failure::Dns), "{:?}", answer.error);
+    }
+
+    #[tokio::test]
+    async fn an_address_the_policy_refuses_is_blocked_before_any_connection() {
+        let strict = Sender::new("test", Guard::default()).unwrap();
+
+        let answer = strict.send(outgoing("http://10.0.0.1/")).await;
+
+        assert_eq!(answer.failure, Some(Failure::Blocked));
+        assert!(answer.duration < Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn plain_http_where_tls_was_expected_is_a_tls_failure() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let plain = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+            let _ = stream.write_all(plain).await;
+        });
+
+        let answer = sender().send(outgoing(&url)).await;
+
+        assert_eq!(answer.failure, Some(Failure::Tls), "{:?}", answer.error);
+    }
+
+    #[tokio::test]
+    async fn a_ca_certificate_that_cannot_be_read_fails_the_attempt_as_tls() {
+        let mut out = outgoing("https://127.0.0.1:9/");
+        out.ca_certificate = Some("not a certificate");
+
+        let answer = sender().send(out).await;
+
+        assert_eq!(answer.failure, Some(Failure::Tls));
+        assert!(answer.error.unwrap().contains("CA certificate"));
+    }
 }

@@ -35,6 +35,8 @@ pub struct Webhook {
     pub lock_default_outcome: Option<String>,
     /// When the current run of failed attempts began; `None` after a success.
     pub failing_since: Option<i64>,
+    /// PEM of the CA the endpoint's certificate must chain to, instead of the public roots.
+    pub ca_certificate: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -64,11 +66,12 @@ pub struct WebhookFields {
     pub description: String,
     pub lock_timeout_seconds: Option<i64>,
     pub lock_default_outcome: Option<String>,
+    pub ca_certificate: Option<String>,
 }
 
 const COLUMNS: &str = "id, url, secret, events, instances, enabled, disabled_reason, disabled_at,
     timeout_seconds, retry_schedule, description, lock_timeout_seconds, lock_default_outcome,
-    failing_since, created_at, updated_at";
+    failing_since, ca_certificate, created_at, updated_at";
 
 fn events_json(events: &[Subscription]) -> String {
     let list: Vec<_> = events
@@ -108,6 +111,7 @@ fn from_row(row: &AnyRow) -> Result<Webhook> {
         lock_timeout_seconds: row.try_get("lock_timeout_seconds")?,
         lock_default_outcome: row.try_get("lock_default_outcome")?,
         failing_since: row.try_get("failing_since")?,
+        ca_certificate: row.try_get("ca_certificate")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -119,8 +123,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO webhooks (id, url, secret, events, instances, enabled, timeout_seconds,
                  retry_schedule, description, created_at, updated_at, lock_timeout_seconds,
-                 lock_default_outcome)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
+                 lock_default_outcome, ca_certificate)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
         )
         .bind(id)
         .bind(&fields.url)
@@ -139,6 +143,7 @@ impl Store {
         .bind(now)
         .bind(fields.lock_timeout_seconds)
         .bind(fields.lock_default_outcome.clone())
+        .bind(fields.ca_certificate.clone())
         .execute(&self.pool)
         .await?;
         self.webhook(id).await
@@ -187,7 +192,7 @@ impl Store {
             "UPDATE webhooks SET url = $1, secret = $2, events = $3, instances = $4, enabled = $5,
                  disabled_reason = $6, disabled_at = $7, timeout_seconds = $8,
                  retry_schedule = $9, description = $10, updated_at = $11,
-                 lock_timeout_seconds = $12, lock_default_outcome = $13,
+                 lock_timeout_seconds = $12, lock_default_outcome = $13, ca_certificate = $15,
                  failing_since = CASE WHEN $5 = 1 AND enabled = 0 THEN NULL ELSE failing_since END
              WHERE id = $14",
         )
@@ -210,6 +215,7 @@ impl Store {
         .bind(fields.lock_timeout_seconds)
         .bind(fields.lock_default_outcome.clone())
         .bind(id)
+        .bind(fields.ca_certificate.clone())
         .execute(&self.pool)
         .await?;
         self.webhook(id).await
