@@ -125,8 +125,8 @@ pub async fn extend(
 ) -> ApiResult<axum::Json<Value>> {
     caller.require(&[Scope::Hook])?;
     check_len("lock", &input.lock, 1, 200)?;
-    if !(60..=30 * 24 * 3600).contains(&input.seconds) {
-        return Err(Invalid::new("seconds", "must be between 60 and 2592000 (30 days)").into());
+    if !(1..=30 * 24 * 3600).contains(&input.seconds) {
+        return Err(Invalid::new("seconds", "must be between 1 and 2592000 (30 days)").into());
     }
     let hash = hash_token(&input.lock);
     let store = state.engine.store();

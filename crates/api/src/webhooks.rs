@@ -113,12 +113,12 @@ fn check_secret(secret: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// A lock may hold a release for one minute up to thirty days before its default applies.
+/// A lock may hold a release for up to thirty days before its default outcome applies.
 fn check_lock_timeout(seconds: i64) -> Result<i64, Invalid> {
-    if !(60..=30 * 24 * 3600).contains(&seconds) {
+    if !(1..=30 * 24 * 3600).contains(&seconds) {
         return Err(Invalid::new(
             "lock_timeout_seconds",
-            "must be between 60 and 2592000 (30 days)",
+            "must be between 1 and 2592000 (30 days)",
         ));
     }
     Ok(seconds)

@@ -147,16 +147,35 @@ async fn attempt(engine: &Engine, delivery: &Delivery) -> anyhow::Result<()> {
         AfterAttempt::Failed => engine.metrics().delivery_finished("failed"),
         AfterAttempt::RetryAt(_) => {}
     }
-    if answer.status == Some(410) {
-        let reason = format!("the endpoint answered 410 Gone to delivery {}", delivery.id);
-        store.disable_webhook(&delivery.webhook_id, &reason).await?;
-        warn!(
-            webhook_id = delivery.webhook_id,
-            "webhook disabled after 410 Gone"
-        );
-    }
+    check_health(engine, delivery, &answer).await?;
     if let Some(release_id) = &delivery.release_id {
         engine.wake(release_id);
+    }
+    Ok(())
+}
+
+/// A 410 Gone, or nothing but failures for too long, disables the webhook; the releases
+/// whose locks that settles are woken so their gates stop waiting.
+async fn check_health(engine: &Engine, delivery: &Delivery, answer: &Answer) -> anyhow::Result<()> {
+    let store = engine.store();
+    let webhook = &delivery.webhook_id;
+    let disabled = if answer.status == Some(410) {
+        let reason = format!("the endpoint answered 410 Gone to delivery {}", delivery.id);
+        store
+            .disable_webhook(webhook, &reason)
+            .await?
+            .map(|woken| (reason, woken))
+    } else {
+        let after = engine.config().disable_after.as_millis() as i64;
+        store
+            .record_webhook_health(webhook, answer.failure.is_none(), after)
+            .await?
+    };
+    if let Some((reason, releases)) = disabled {
+        warn!(webhook_id = webhook, reason, "webhook disabled");
+        for release_id in releases {
+            engine.wake(&release_id);
+        }
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, Instrument};
 
@@ -80,19 +80,53 @@ async fn run_step(
 ) -> anyhow::Result<()> {
     let store = engine.store();
     let message = format!("step {}/{total} {:?} started", index + 1, step.name);
-    let step_log = store
-        .append_log(&NewEntry::under(
-            &release.id,
-            release.parent_log,
-            "step",
-            message,
-        ))
-        .await?;
+    let entry = NewEntry::under(&release.id, release.parent_log, "step", message);
+    let step_log = store.append_log(&entry).await?;
     engine.changes().fire(&release.id);
     let started = Instant::now();
     let mut child = command(step, release)
         .spawn()
         .with_context(|| format!("starting step {:?}", step.name))?;
+
+    let finished = tokio::select! {
+        status = log_until_exit(engine, release, step_log, &mut child) => Some(status?),
+        _ = stop => None,
+    };
+    let Some(status) = finished else {
+        kill_group(&mut child).await;
+        let note = "step stopped: the release ended".to_owned();
+        let entry = NewEntry::under(&release.id, step_log, "step", note).status("error");
+        store.append_log(&entry).await?;
+        return Ok(());
+    };
+
+    let seconds = started.elapsed().as_secs_f64();
+    if status.success() {
+        let note = format!("step {:?} finished in {seconds:.1}s", step.name);
+        let entry = NewEntry::under(&release.id, step_log, "step", note).status("success");
+        store.append_log(&entry).await?;
+        store.set_step_index(&release.id, index as i64 + 1).await?;
+        info!(seconds, "step finished");
+        return Ok(());
+    }
+    let code = status
+        .code()
+        .map_or("a signal".to_owned(), |c| format!("code {c}"));
+    let reason = format!("step {:?} exited with {code}", step.name);
+    let entry = NewEntry::under(&release.id, step_log, "step", reason.clone()).status("error");
+    store.append_log(&entry).await?;
+    end(engine, release, Ending::Failed, &reason, "lockstep").await?;
+    Ok(())
+}
+
+/// Logs the step's output line by line until it exits, and returns how it exited.
+async fn log_until_exit(
+    engine: &Engine,
+    release: &Release,
+    step_log: i64,
+    child: &mut Child,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let store = engine.store();
     let (lines_tx, mut lines_rx) = mpsc::channel::<(bool, String)>(256);
     if let Some(out) = child.stdout.take() {
         tokio::spawn(read_lines(out, false, lines_tx.clone()));
@@ -121,35 +155,19 @@ async fn run_step(
             .append_log(&NewEntry::under(&release.id, step_log, "output", note))
             .await?;
     }
+    Ok(child.wait().await?)
+}
 
-    let status = tokio::select! {
-        status = child.wait() => status?,
-        _ = stop => {
-            let _ = child.kill().await;
-            let note = "step stopped: the release ended".to_owned();
-            store.append_log(&NewEntry::under(&release.id, step_log, "step", note).status("error")).await?;
-            return Ok(());
-        }
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    if status.success() {
-        let note = format!("step {:?} finished in {seconds:.1}s", step.name);
-        store
-            .append_log(&NewEntry::under(&release.id, step_log, "step", note).status("success"))
-            .await?;
-        store.set_step_index(&release.id, index as i64 + 1).await?;
-        info!(seconds, "step finished");
-        return Ok(());
+/// Kills the step and everything it started: it runs in a process group of its own.
+async fn kill_group(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let group = format!("-{pid}");
+        let _ = tokio::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status()
+            .await;
     }
-    let code = status
-        .code()
-        .map_or("a signal".to_owned(), |c| format!("code {c}"));
-    let reason = format!("step {:?} exited with {code}", step.name);
-    store
-        .append_log(&NewEntry::under(&release.id, step_log, "step", reason.clone()).status("error"))
-        .await?;
-    end(engine, release, Ending::Failed, &reason, "lockstep").await?;
-    Ok(())
+    let _ = child.kill().await;
 }
 
 /// The step's command: its text goes to `sh -c` untouched; parameters go in the environment.
@@ -167,6 +185,7 @@ fn command(step: &StepDef, release: &Release) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     for name in ["PATH", "HOME", "LANG"] {
         if let Some(value) = std::env::var_os(name) {

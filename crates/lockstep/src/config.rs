@@ -192,7 +192,7 @@ impl Config {
         let margin = args.lease_margin.or(file.lease_margin);
         let lease_margin = duration("lease_margin", margin, "30s", (5, 3600))?;
         let disable = args.disable_after.or(file.disable_after);
-        let disable_after = duration("disable_after", disable, "5d", (60, 365 * 86_400))?;
+        let disable_after = duration("disable_after", disable, "5d", (1, 365 * 86_400))?;
         let node_id = args
             .node_id
             .or(file.node_id)

@@ -7,7 +7,9 @@
 mod support;
 
 mod bad_input;
+mod cluster;
 mod contract;
+mod delivery;
 mod lifecycle;
 mod locks;
 mod restart;
@@ -37,6 +39,13 @@ macro_rules! matrix {
 }
 
 matrix! {
+    delivery::a_failing_endpoint_gets_exactly_the_scheduled_attempts_then_the_delivery_fails,
+    delivery::a_410_disables_the_webhook_and_no_gate_waits_on_it,
+    delivery::a_webhook_that_only_fails_for_long_enough_is_disabled,
+    delivery::an_expired_lock_applies_its_default_outcome_and_a_late_release_is_409,
+    delivery::a_receiver_extends_the_lock_it_holds_and_then_releases_it,
+    delivery::a_redelivery_sends_the_same_id_and_bytes_again,
+    delivery::cancelling_a_release_stops_its_running_step,
     bad_input::malformed_bodies_wrong_types_and_unknown_fields_are_400s,
     bad_input::content_types_other_than_json_are_415_but_a_charset_is_fine,
     bad_input::an_oversized_body_is_413_and_nothing_is_written,
@@ -68,4 +77,25 @@ matrix! {
     restart::a_lock_released_just_before_a_kill_is_honoured_after_the_restart,
     restart::a_request_in_flight_at_a_kill_is_sent_again_with_the_same_delivery_id,
     restart::sigterm_lets_the_attempt_in_flight_finish_and_exits_cleanly,
+}
+
+/// Several nodes need a shared database: these run on PostgreSQL only.
+mod on_postgres_cluster {
+    use crate::support::{run, Backend};
+
+    #[tokio::test]
+    async fn a_lock_released_through_any_node_wakes_the_release_wherever_it_runs() {
+        let test =
+            crate::cluster::a_lock_released_through_any_node_wakes_the_release_wherever_it_runs();
+        run(Backend::Postgres, test).await
+    }
+
+    #[tokio::test]
+    async fn a_release_whose_node_is_killed_is_finished_by_another_node() {
+        run(
+            Backend::Postgres,
+            crate::cluster::a_release_whose_node_is_killed_is_finished_by_another_node(),
+        )
+        .await
+    }
 }

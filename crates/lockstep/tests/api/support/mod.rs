@@ -78,6 +78,19 @@ impl Database {
     }
 }
 
+impl Database {
+    /// Another handle on the same database, with a directory of its own for logs.
+    pub fn shared(&self) -> Database {
+        let suffix: u64 = rand::rng().random();
+        let dir = std::env::temp_dir().join(format!("lockstep-test-{suffix:016x}"));
+        std::fs::create_dir_all(&dir).expect("creating a temporary directory");
+        Database {
+            url: self.url.clone(),
+            dir,
+        }
+    }
+}
+
 impl Drop for Database {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -137,6 +150,23 @@ impl TestApp {
         app
     }
 
+    /// Starts another node on this one's database, named `node`.
+    pub fn join(&self, node: &str) -> TestApp {
+        let mut extra_env = self.extra_env.clone();
+        extra_env.push(("LOCKSTEP_NODE_ID".into(), node.into()));
+        let mut app = TestApp {
+            base: String::new(),
+            admin: self.admin.clone(),
+            http: reqwest::Client::new(),
+            db: self.db.shared(),
+            extra_env,
+            child: None,
+            port: 0,
+        };
+        app.start();
+        app
+    }
+
     /// Starts the process (again, after a kill, on the same database and port).
     pub fn start(&mut self) {
         let port = if self.port == 0 {
@@ -157,6 +187,7 @@ impl TestApp {
             .env("LOCKSTEP_SHUTDOWN_GRACE", "10s")
             .env("LOCKSTEP_NODE_ID", "test-node")
             .env("RUST_LOG", "info,sqlx=warn")
+            .env("LOCKSTEP_RELEASE_LEASE", "3s")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (key, value) in &self.extra_env {
