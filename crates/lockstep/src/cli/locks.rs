@@ -22,8 +22,9 @@ pub struct Args {
 enum LockCommand {
     /// Release the lock a webhook was sent (its token, the payload's `lock`); needs `hook`
     Release {
-        /// The lock token from the payload
-        token: String,
+        /// The lock token from the payload (named apart from `--token`, the API token)
+        #[arg(value_name = "TOKEN")]
+        lock: String,
         /// Fail the release instead of letting it go on
         #[arg(long)]
         abort: bool,
@@ -69,12 +70,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let json = args.connection.json;
     match args.command {
         LockCommand::Release {
-            token,
+            lock,
             abort,
             message,
         } => {
             let lock = client
-                .release_lock(token.trim(), outcome(abort), &message)
+                .release_lock(lock.trim(), outcome(abort), &message)
                 .await?;
             settled(&lock, json)?;
         }

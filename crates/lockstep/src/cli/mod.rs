@@ -51,14 +51,33 @@ pub enum Command {
 
 /// Runs a client subcommand; the exit code says how it went.
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
-    match command {
+    let result = match command {
         Command::Instance(args) => instances::run(args).await,
         Command::Webhook(args) => webhooks::run(args).await,
         Command::Release(args) => releases::run(args).await,
         Command::Lock(args) => locks::run(args).await,
         Command::Log(args) => logs::run(args).await,
         Command::Token(args) => tokens::run(args).await,
+    };
+    result.map_err(one_line)
+}
+
+/// The error's context and the client's own sentence, without the transport's chain of
+/// causes, which repeats it at length.
+fn one_line(err: anyhow::Error) -> anyhow::Error {
+    let mut parts = Vec::new();
+    for cause in err.chain() {
+        parts.push(cause.to_string());
+        if let Some(client) = cause.downcast_ref::<lockstep_client::Error>() {
+            if matches!(client, lockstep_client::Error::Unreachable { .. }) {
+                parts.push(
+                    "is `lockstep serve` running there? Set --server or LOCKSTEP_SERVER".into(),
+                );
+            }
+            break;
+        }
     }
+    anyhow::anyhow!(parts.join(": "))
 }
 
 /// Where and as whom a client subcommand acts, and how it prints.

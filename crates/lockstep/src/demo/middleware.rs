@@ -1,9 +1,9 @@
 //! The demo's middleware: a receiver such as a user would write, built on `lockstep-client`.
 //!
-//! It checks the shared secret, answers at once, and does its work in the background. On
-//! each event it writes a line into the release's action log; at the locking
-//! `before_release_complete` it does a short job, logs what came of it, and releases the
-//! lock, which lets the release complete.
+//! It checks the shared secret and writes a line into the release's action log on each
+//! event. At the locking `before_release_complete` it answers at once and does a short job
+//! in the background, logs what came of it, and releases the lock, which lets the release
+//! complete.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,7 +69,15 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     }
     let event = payload.event_or(header(EVENT_HEADER));
 
-    // The request has 60 seconds; the job may take longer, so it runs after the answer.
+    // A line in the log is quick, so it is written before answering: the release moves on
+    // only after it. The locking job may take longer than the request's 60 seconds, so it
+    // runs after the answer and the release waits on the lock instead.
+    if !payload.is_locking() {
+        if let Err(err) = work(&receiver, &payload, event).await {
+            tracing::warn!(error = %err, "the demo middleware's work failed");
+        }
+        return StatusCode::OK;
+    }
     tokio::spawn(async move {
         if let Err(err) = work(&receiver, &payload, event).await {
             tracing::warn!(error = %err, "the demo middleware's work failed");
