@@ -122,18 +122,17 @@ impl ProgressView {
         for entry in &update.entries {
             writeln!(self.out, "{}", self.tree.line(entry))?;
         }
-        if self.mode == Mode::Lines {
-            self.print_changes(&update.release)?;
-        }
+        self.print_changes(&update.release)?;
         self.latest = Some(update.release.clone());
         self.redraw_status()?;
         self.out.flush()?;
         Ok(())
     }
 
-    /// Plain lines for a new stage and for a new set of deliveries waited on.
+    /// Lines for a new set of deliveries waited on and, when piped, for a new stage (a
+    /// terminal has the stage in its status line).
     fn print_changes(&mut self, release: &Release) -> anyhow::Result<()> {
-        if release.stage != self.stage {
+        if release.stage != self.stage && self.mode == Mode::Lines {
             self.stage = release.stage.clone();
             writeln!(self.out, "-- stage: {} ({})", release.stage, release.state)?;
         }
@@ -144,7 +143,7 @@ impl ProgressView {
             .collect();
         if waiting != self.waiting {
             for item in &release.waiting_on {
-                writeln!(self.out, "-- {}", waiting_text(item, false))?;
+                writeln!(self.out, "-- {}", waiting_text(item))?;
             }
             self.waiting = waiting;
         }
@@ -205,45 +204,49 @@ pub fn exit_code(release: &Release) -> ExitCode {
     }
 }
 
-/// `steps: running for 4s` or `before_release_complete: waiting 1m 05s on lock …`.
+/// `steps: running step 1 for 4s` or `before_release_complete: waiting 1m 05s on a lock
+/// (http://…)`: short, as it has one line of the terminal; the full wait is printed above.
 pub fn status_text(release: &Release) -> String {
     let stage = &release.stage;
-    match release.waiting_on.as_slice() {
-        [] => {
-            let since = elapsed_since(&release.stage_since).unwrap_or_default();
-            let step = match stage.as_str() {
-                "steps" => format!(" step {}", release.step_index + 1),
-                _ => String::new(),
-            };
-            format!("{stage}: {}{step} for {since}", release.state)
-        }
-        [first, rest @ ..] => {
-            let more = match rest.len() {
-                0 => String::new(),
-                n => format!(" and {n} more"),
-            };
-            format!("{stage}: {}{more}", waiting_text(first, true))
-        }
-    }
+    let Some(first) = release.waiting_on.first() else {
+        let since = elapsed_since(&release.stage_since).unwrap_or_default();
+        let step = match stage.as_str() {
+            "steps" => format!(" step {}", release.step_index + 1),
+            _ => String::new(),
+        };
+        return format!("{stage}: {}{step} for {since}", release.state);
+    };
+    let waiting = &release.waiting_on;
+    let locks = waiting.iter().filter(|w| w.lock.is_some()).count();
+    let what = match (locks, waiting.len()) {
+        (1, 1) => "a lock".to_owned(),
+        (0, 1) => "the first answer".to_owned(),
+        (l, n) if l == n => format!("{n} locks"),
+        (_, n) => format!("{n} deliveries"),
+    };
+    let since = waiting
+        .iter()
+        .map(|w| w.since.as_str())
+        .min()
+        .unwrap_or(&first.since);
+    let clock = elapsed_since(since).unwrap_or_default();
+    format!("{stage}: waiting {clock} on {what} ({})", first.url)
 }
 
 /// What one delivery holds the release on: its lock, or the first answer of its webhook.
-pub fn waiting_text(item: &Waiting, with_clock: bool) -> String {
+pub fn waiting_text(item: &Waiting) -> String {
     let what = match &item.lock {
         Some(lock) => format!("lock {lock}"),
         None => "the first answer".to_owned(),
     };
-    let how_long = match with_clock {
-        true => format!(" {}", elapsed_since(&item.since).unwrap_or_default()),
-        false => format!(" since {}", item.since.get(11..19).unwrap_or(&item.since)),
-    };
+    let since = item.since.get(11..19).unwrap_or(&item.since);
     let attempts = match item.attempts {
         0 => String::new(),
         1 => ", 1 attempt".to_owned(),
         n => format!(", {n} attempts"),
     };
     format!(
-        "waiting{how_long} on {what} of webhook {} ({}{attempts})",
+        "waiting since {since} on {what} of webhook {} ({}{attempts})",
         item.webhook, item.url
     )
 }
@@ -305,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_wait_names_the_lock_the_webhook_and_its_address() {
-        let text = waiting_text(&waiting(Some("lck_9")), false);
+        let text = waiting_text(&waiting(Some("lck_9")));
         assert_eq!(
             text,
             "waiting since 13:20:28 on lock lck_9 of webhook whk_1 (http://127.0.0.1:9/hook, 1 attempt)"
@@ -322,10 +325,9 @@ mod tests {
             "{status}"
         );
         assert!(
-            status.contains("on the first answer of webhook whk_1"),
+            status.ends_with(" on 2 deliveries (http://127.0.0.1:9/hook)"),
             "{status}"
         );
-        assert!(status.ends_with(" and 1 more"), "{status}");
     }
 
     #[test]

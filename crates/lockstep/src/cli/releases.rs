@@ -152,7 +152,7 @@ fn show(release: &Release, json: bool) -> anyhow::Result<()> {
         ("Finished", or_dash(release.finished_at.as_deref())),
     ]);
     for item in &release.waiting_on {
-        println!("{}", waiting_text(item, false));
+        println!("{}", waiting_text(item));
     }
     Ok(())
 }
