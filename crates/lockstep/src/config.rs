@@ -165,6 +165,9 @@ impl Config {
                 .with_context(|| format!("allow_networks: {network:?}"))?;
         }
         let encryption_key = args.encryption_key.or(file.encryption_key);
+        if let Some(key) = &encryption_key {
+            lockstep_store::cipher::Cipher::from_base64(key)?;
+        }
         let user_agent = args
             .user_agent
             .or(file.user_agent)

@@ -9,6 +9,7 @@ use tracing::info;
 use lockstep_core::ids::TokenId;
 use lockstep_core::secret::{generate_token, hash_token, API_TOKEN_PREFIX};
 use lockstep_engine::{Engine, EngineConfig};
+use lockstep_store::cipher::Cipher;
 use lockstep_store::Store;
 
 use crate::config::Config;
@@ -24,7 +25,12 @@ impl Application {
     /// Opens the database (applying migrations), makes sure an admin token exists, and
     /// starts the engine, which resumes every release left under way.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let store = Store::connect(&config.database_url)
+        let cipher = config
+            .encryption_key
+            .as_deref()
+            .map(Cipher::from_base64)
+            .transpose()?;
+        let store = Store::connect(&config.database_url, cipher)
             .await
             .context("opening the database")?;
         let generated_admin_token = seed_admin_token(&store, config.admin_token.as_deref()).await?;

@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::cipher::{open_bytes, seal_bytes, Cipher};
 use crate::logs::{append_in, NewEntry};
 use crate::{flag, Backend, Page, Result, Store, StoreError};
 use lockstep_core::time::now_ms;
@@ -83,14 +84,14 @@ pub enum AfterAttempt {
 const COLUMNS: &str = "id, release_id, webhook_id, event, locking, body, url, timeout_seconds,
     status, attempts, next_attempt_at, log_entry, created_at, updated_at";
 
-fn from_row(row: &AnyRow) -> Result<Delivery> {
+fn from_row(row: &AnyRow, cipher: Option<&Cipher>) -> Result<Delivery> {
     Ok(Delivery {
         id: row.try_get("id")?,
         release_id: row.try_get("release_id")?,
         webhook_id: row.try_get("webhook_id")?,
         event: row.try_get("event")?,
         locking: row.try_get::<i64, _>("locking")? != 0,
-        body: row.try_get("body")?,
+        body: open_bytes(cipher, row.try_get("body")?)?,
         url: row.try_get("url")?,
         timeout_seconds: row.try_get("timeout_seconds")?,
         status: row.try_get("status")?,
@@ -119,6 +120,7 @@ fn attempt_from_row(row: &AnyRow) -> Result<Attempt> {
 /// Stores a delivery (and its lock) due now, with their log entries under `parent_log`.
 pub(crate) async fn insert_delivery(
     tx: &mut Transaction<'_, Any>,
+    cipher: Option<&Cipher>,
     release_id: Option<&str>,
     parent_log: i64,
     delivery: &NewDelivery,
@@ -150,7 +152,7 @@ pub(crate) async fn insert_delivery(
     .bind(&delivery.webhook_id)
     .bind(delivery.event.as_str())
     .bind(flag(delivery.lock.is_some()))
-    .bind(delivery.body.clone())
+    .bind(seal_bytes(cipher, &delivery.body))
     .bind(&delivery.url)
     .bind(delivery.timeout_seconds)
     .bind(now)
@@ -219,7 +221,7 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, self.cipher())).collect()
     }
 
     /// When the dispatcher next has something to do: the earliest due time or lease end.
@@ -326,7 +328,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        from_row(&row.ok_or(StoreError::NotFound("delivery"))?)
+        from_row(&row.ok_or(StoreError::NotFound("delivery"))?, self.cipher())
     }
 
     pub async fn release_deliveries(&self, release_id: &str) -> Result<Vec<Delivery>> {
@@ -335,7 +337,7 @@ impl Store {
             .bind(release_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, self.cipher())).collect()
     }
 
     pub async fn attempts(&self, delivery_id: &str) -> Result<Vec<Attempt>> {
@@ -399,7 +401,10 @@ impl Store {
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(|r| from_row(r, self.cipher()))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_rows(items, limit, |d| d.id.clone()))
     }
 

@@ -10,6 +10,7 @@
 //! - [`locks`]: locks and their settlement.
 //! - [`logs`]: the action log.
 
+pub mod cipher;
 pub mod deliveries;
 pub mod instances;
 pub mod locks;
@@ -47,6 +48,9 @@ pub enum StoreError {
     /// The database failed; details are for the log, never for the client (500).
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// A sealed value could not be opened: no key, or the wrong one (500).
+    #[error("encrypted data: {0}")]
+    Sealed(&'static str),
     /// Migrations could not be applied at start.
     #[error("could not migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -95,12 +99,15 @@ pub struct Store {
     /// Kept to open PostgreSQL's notification connection; it may hold a password, so it is
     /// never logged.
     url: String,
+    /// Seals secrets and bodies at rest, when the operator configured a key.
+    cipher: Option<cipher::Cipher>,
 }
 
 impl Store {
     /// Opens the database at `url` (`sqlite://PATH` or `postgres://…`), creating a SQLite
-    /// file if it is missing, and applies pending migrations.
-    pub async fn connect(url: &str) -> Result<Store> {
+    /// file if it is missing, applies pending migrations, and checks that `cipher` is the
+    /// key the database's secrets were sealed with (or that none were, without one).
+    pub async fn connect(url: &str, cipher: Option<cipher::Cipher>) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = backend_of(url).ok_or_else(|| {
             Invalid::new(
@@ -116,8 +123,10 @@ impl Store {
             pool,
             backend,
             url: url.to_owned(),
+            cipher,
         };
         store.migrate().await?;
+        store.check_key().await?;
         Ok(store)
     }
 
@@ -127,6 +136,63 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn cipher(&self) -> Option<&cipher::Cipher> {
+        self.cipher.as_ref()
+    }
+
+    /// Refuses a key other than the one the database was sealed with, and a database with
+    /// sealed data but no key. The first start with a key records its check value and
+    /// seals the webhook secrets stored before.
+    async fn check_key(&self) -> Result<()> {
+        let check: Option<String> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'key_check'")
+                .fetch_optional(&self.pool)
+                .await?;
+        match (&self.cipher, check) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(Invalid::new(
+                "encryption_key",
+                "this database holds encrypted secrets: set LOCKSTEP_ENCRYPTION_KEY to its key",
+            )
+            .into()),
+            (Some(cipher), Some(check)) => match cipher.open_text(&check) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(Invalid::new(
+                    "encryption_key",
+                    "does not match the key this database's secrets were encrypted with",
+                )
+                .into()),
+            },
+            (Some(cipher), None) => self.seal_existing(cipher).await,
+        }
+    }
+
+    async fn seal_existing(&self, cipher: &cipher::Cipher) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT id, secret FROM webhooks WHERE secret IS NOT NULL")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            use sqlx::Row;
+            let id: String = row.try_get("id")?;
+            let secret: String = row.try_get("secret")?;
+            if secret.as_bytes().starts_with(cipher::SEALED) {
+                continue;
+            }
+            sqlx::query("UPDATE webhooks SET secret = $1 WHERE id = $2")
+                .bind(cipher.seal_text(&secret))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO settings (key, value) VALUES ('key_check', $1)")
+            .bind(cipher.seal_text("lockstep"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn migrate(&self) -> Result<()> {

@@ -255,7 +255,15 @@ impl Store {
             append_in(&mut tx, &entry.status("warning")).await?;
         }
         for delivery in deliveries {
-            insert_delivery(&mut tx, Some(&release.id), event_log, delivery, now).await?;
+            insert_delivery(
+                &mut tx,
+                self.cipher(),
+                Some(&release.id),
+                event_log,
+                delivery,
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -326,7 +334,7 @@ impl Store {
             .actor(actor);
         let event_log = append_in(&mut tx, &entry).await?;
         for notice in notices {
-            insert_delivery(&mut tx, Some(id), event_log, notice, now).await?;
+            insert_delivery(&mut tx, self.cipher(), Some(id), event_log, notice, now).await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::cipher::{open_text, seal_text, Cipher};
 use crate::{flag, Page, Result, Store, StoreError};
 use lockstep_core::time::now_ms;
 use lockstep_core::Event;
@@ -93,13 +94,16 @@ fn events_from_json(text: &str) -> Vec<Subscription> {
         .collect()
 }
 
-fn from_row(row: &AnyRow) -> Result<Webhook> {
+fn from_row(row: &AnyRow, cipher: Option<&Cipher>) -> Result<Webhook> {
     let events: String = row.try_get("events")?;
     let instances: Option<String> = row.try_get("instances")?;
     Ok(Webhook {
         id: row.try_get("id")?,
         url: row.try_get("url")?,
-        secret: row.try_get("secret")?,
+        secret: row
+            .try_get::<Option<String>, _>("secret")?
+            .map(|s| open_text(cipher, s))
+            .transpose()?,
         events: events_from_json(&events),
         instances: instances.and_then(|t| serde_json::from_str(&t).ok()),
         enabled: row.try_get::<i64, _>("enabled")? != 0,
@@ -128,7 +132,13 @@ impl Store {
         )
         .bind(id)
         .bind(&fields.url)
-        .bind(fields.secret.clone().flatten())
+        .bind(
+            fields
+                .secret
+                .clone()
+                .flatten()
+                .map(|s| seal_text(self.cipher(), &s)),
+        )
         .bind(events_json(&fields.events))
         .bind(
             fields
@@ -155,7 +165,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        from_row(&row.ok_or(StoreError::NotFound("webhook"))?)
+        from_row(&row.ok_or(StoreError::NotFound("webhook"))?, self.cipher())
     }
 
     pub async fn webhooks(&self, after: Option<&str>, limit: i64) -> Result<Page<Webhook>> {
@@ -165,7 +175,10 @@ impl Store {
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(|r| from_row(r, self.cipher()))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_rows(items, limit, |w| w.id.clone()))
     }
 
@@ -173,7 +186,7 @@ impl Store {
     pub async fn all_webhooks(&self) -> Result<Vec<Webhook>> {
         let sql = format!("SELECT {COLUMNS} FROM webhooks ORDER BY id");
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, self.cipher())).collect()
     }
 
     /// Replaces a webhook's settings. Re-enabling clears the reason it was disabled.
@@ -197,7 +210,7 @@ impl Store {
              WHERE id = $14",
         )
         .bind(&fields.url)
-        .bind(secret)
+        .bind(secret.map(|s| seal_text(self.cipher(), &s)))
         .bind(events_json(&fields.events))
         .bind(
             fields

@@ -10,9 +10,11 @@ mod bad_input;
 mod cluster;
 mod contract;
 mod delivery;
+mod hostile;
 mod lifecycle;
 mod locks;
 mod restart;
+mod security;
 
 /// Declares each test once per backend, as `on_sqlite::NAME` and `on_postgres::NAME`.
 macro_rules! matrix {
@@ -39,6 +41,26 @@ macro_rules! matrix {
 }
 
 matrix! {
+    security::secrets_and_bodies_are_sealed_at_rest_and_need_their_key,
+    security::no_secret_or_token_appears_in_logs_answers_or_the_action_log,
+    hostile::headers_then_a_byte_every_few_seconds_times_out_on_the_deadline,
+    hostile::headers_then_silence_times_out_on_the_deadline,
+    hostile::a_50_mib_body_is_cut_at_64_kib_without_reading_the_rest_or_growing_memory,
+    hostile::an_endless_chunked_body_is_cut_at_64_kib_and_the_connection_dropped,
+    hostile::a_content_length_far_larger_than_the_body_that_comes_fails_when_it_ends,
+    hostile::a_connection_reset_mid_response_is_a_connect_failure,
+    hostile::a_refused_connection_is_a_connect_failure,
+    hostile::a_name_that_does_not_resolve_is_a_dns_failure,
+    hostile::header_lines_that_never_end_fail_without_growing_memory,
+    hostile::an_http2_answer_with_a_stream_reset_fails_fast_as_connect,
+    hostile::redirects_301_302_and_307_are_never_followed,
+    hostile::a_self_signed_certificate_fails_as_tls,
+    hostile::an_expired_certificate_fails_as_tls_even_from_a_trusted_ca,
+    hostile::a_webhooks_own_ca_certificate_lets_a_self_signed_endpoint_pass,
+    hostile::a_ca_certificate_that_does_not_parse_is_a_422_naming_the_field,
+    hostile::a_429_with_retry_after_in_seconds_delays_the_next_attempt_at_least_as_asked,
+    hostile::a_429_with_retry_after_as_an_http_date_delays_the_next_attempt_until_then,
+    hostile::a_429_with_a_malformed_retry_after_falls_back_to_the_schedule,
     delivery::a_failing_endpoint_gets_exactly_the_scheduled_attempts_then_the_delivery_fails,
     delivery::a_410_disables_the_webhook_and_no_gate_waits_on_it,
     delivery::a_webhook_that_only_fails_for_long_enough_is_disabled,

@@ -167,13 +167,8 @@ impl TestApp {
         app
     }
 
-    /// Starts the process (again, after a kill, on the same database and port).
-    pub fn start(&mut self) {
-        let port = if self.port == 0 {
-            free_port()
-        } else {
-            self.port
-        };
+    /// The `lockstep serve` command this app runs, with its environment.
+    fn command(&self, port: u16) -> Command {
         let mut command = Command::new(lockstep_bin());
         command
             .arg("serve")
@@ -187,12 +182,35 @@ impl TestApp {
             .env("LOCKSTEP_SHUTDOWN_GRACE", "10s")
             .env("LOCKSTEP_NODE_ID", "test-node")
             .env("RUST_LOG", "info,sqlx=warn")
-            .env("LOCKSTEP_RELEASE_LEASE", "3s")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("LOCKSTEP_RELEASE_LEASE", "3s");
         for (key, value) in &self.extra_env {
             command.env(key, value);
         }
+        command
+    }
+
+    /// Runs the process expecting it to refuse to start; returns its exit code and stderr.
+    pub fn start_refused(&self) -> (Option<i32>, String) {
+        let output = self
+            .command(free_port())
+            .stdout(Stdio::null())
+            .output()
+            .expect("running lockstep serve");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Starts the process (again, after a kill, on the same database and port).
+    pub fn start(&mut self) {
+        let port = if self.port == 0 {
+            free_port()
+        } else {
+            self.port
+        };
+        let mut command = self.command(port);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("starting lockstep serve");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");

@@ -1,0 +1,139 @@
+//! Secrets stay secret: sealed at rest, and never in logs, API answers or the action log.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::{Connection, Row};
+
+use crate::support::{Answer, Receiver, TestApp};
+
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const OTHER_KEY: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+const SECRET: &str = "s3cret-that-must-not-leak";
+
+/// Every stored webhook secret and delivery body, read straight from the database.
+async fn stored_bytes(url: &str) -> Vec<u8> {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .expect("opening the database");
+    let mut all = Vec::new();
+    for row in sqlx::query("SELECT secret FROM webhooks")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+    {
+        let secret: Option<String> = row.try_get(0).unwrap();
+        all.extend(secret.unwrap_or_default().into_bytes());
+    }
+    for row in sqlx::query("SELECT body FROM deliveries")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+    {
+        all.extend(row.try_get::<Vec<u8>, _>(0).unwrap());
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+pub async fn secrets_and_bodies_are_sealed_at_rest_and_need_their_key() {
+    let mut app = TestApp::spawn_with(&[("LOCKSTEP_ENCRYPTION_KEY", KEY)]).await;
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    app.instance("shop", json!([])).await;
+    let events = json!([{"event": "before_release", "locking": true}]);
+    app.webhook(&receiver.url("/"), events, json!({"secret": SECRET}))
+        .await;
+    let release = app.start_release("shop", "v1").await;
+    let body = receiver.wait_for(1, Duration::from_secs(10)).await[0].json();
+    let lock = body["lock"].as_str().unwrap().to_owned();
+
+    let stored = stored_bytes(&app.db.url).await;
+    app.kill();
+    app.extra_env
+        .retain(|(k, _)| k != "LOCKSTEP_ENCRYPTION_KEY");
+    let (no_key, no_key_log) = app.start_refused();
+    app.extra_env
+        .push(("LOCKSTEP_ENCRYPTION_KEY".into(), OTHER_KEY.into()));
+    let (wrong_key, wrong_key_log) = app.start_refused();
+    app.extra_env.pop();
+    app.extra_env
+        .push(("LOCKSTEP_ENCRYPTION_KEY".into(), KEY.into()));
+    app.start();
+    let hook = app.token(&["hook"]).await;
+    let (status, _) = app.release_lock(&hook, &lock, "continue").await;
+
+    assert_eq!(body["secret"], SECRET);
+    assert!(!stored.is_empty());
+    assert!(
+        !contains(&stored, SECRET),
+        "the secret is stored in the clear"
+    );
+    assert!(
+        !contains(&stored, &lock),
+        "the lock token is stored in the clear"
+    );
+    assert_ne!(no_key, Some(0));
+    assert!(
+        no_key_log.contains("LOCKSTEP_ENCRYPTION_KEY"),
+        "{no_key_log}"
+    );
+    assert_ne!(wrong_key, Some(0));
+    assert!(wrong_key_log.contains("does not match"), "{wrong_key_log}");
+    assert_eq!(status, 200);
+    app.wait_stage(release["id"].as_str().unwrap(), "closed")
+        .await;
+}
+
+pub async fn no_secret_or_token_appears_in_logs_answers_or_the_action_log() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    app.instance("shop", json!([{"name": "deploy", "run": "echo deployed"}]))
+        .await;
+    let events = json!([{"event": "before_release", "locking": true}, {"event": "after_release"}]);
+    let webhook = app
+        .webhook(&receiver.url("/"), events, json!({"secret": SECRET}))
+        .await;
+    let created = app
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "hook", "scopes": ["hook"]}),
+        )
+        .await;
+    let hook = created["token"].as_str().unwrap().to_owned();
+
+    let release = app.start_release("shop", "v1").await;
+    let id = release["id"].as_str().unwrap();
+    let lock = receiver.wait_for(1, Duration::from_secs(10)).await[0].json()["lock"].clone();
+    let lock = lock.as_str().unwrap().to_owned();
+    app.release_lock(&hook, &lock, "continue").await;
+    let closed = app.wait_stage(id, "closed").await;
+    let mut seen = String::new();
+    for path in [
+        format!("/api/v1/releases/{id}"),
+        format!("/api/v1/releases/{id}/deliveries"),
+        format!("/api/v1/webhooks/{}", webhook["id"].as_str().unwrap()),
+        "/api/v1/webhooks".to_owned(),
+        "/api/v1/locks".to_owned(),
+        "/api/v1/tokens".to_owned(),
+        "/api/v1/deliveries".to_owned(),
+        format!("/api/v1/logs/{}", closed["parent_log"]),
+    ] {
+        seen.push_str(&app.get(&path).await.to_string());
+    }
+    let (_, repeat) = app.release_lock(&hook, &lock, "continue").await;
+    let (_, conflict) = app.release_lock(&hook, &lock, "abort").await;
+    seen.push_str(&repeat.to_string());
+    seen.push_str(&conflict.to_string());
+    seen.push_str(&app.server_log());
+
+    for secret in [SECRET, hook.as_str(), lock.as_str(), app.admin.as_str()] {
+        assert!(!seen.contains(secret), "{secret} leaked");
+    }
+    assert!(seen.contains("[redacted]"), "payloads are shown redacted");
+}
