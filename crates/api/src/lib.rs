@@ -49,6 +49,11 @@ pub fn app(engine: Engine) -> Router {
                 .delete(webhooks::delete),
         )
         .route("/webhooks/{id}/test", post(webhooks::test))
+        .route("/webhooks/{id}/signing-key", get(webhooks::signing_key))
+        .route(
+            "/webhooks/{id}/signing-key/rotate",
+            post(webhooks::rotate_signing_key),
+        )
         .route("/releases", post(releases::create).get(releases::list))
         .route("/releases/{id}", get(releases::show))
         .route("/releases/{id}/cancel", post(releases::cancel))

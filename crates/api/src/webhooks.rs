@@ -383,3 +383,54 @@ pub async fn test(
         "response_truncated": answer.truncated,
     })))
 }
+
+/// The most a rotated key may keep signing beside its successor.
+const MAX_OVERLAP: i64 = 7 * 24 * 3600;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Rotate {
+    overlap_seconds: Option<i64>,
+}
+
+fn keys_view(keys: &lockstep_store::signing::SigningKeys) -> Value {
+    let overlapping = keys
+        .previous_until
+        .is_some_and(|until| until > lockstep_core::time::now_ms());
+    json!({
+        "key": keys.current,
+        "previous_key": keys.previous.as_ref().filter(|_| overlapping),
+        "previous_key_expires_at": keys.previous_until.filter(|_| overlapping).map(time),
+    })
+}
+
+/// The webhook's signing key, for the receiver's configuration. Admins only.
+pub async fn signing_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    caller.require(&[Scope::Admin])?;
+    let keys = state.engine.store().signing_keys(&id).await?;
+    Ok(axum::Json(keys_view(&keys)))
+}
+
+/// A new signing key; the old one keeps signing beside it for `overlap_seconds`
+/// (default one day), so receivers can switch without missing a delivery.
+pub async fn rotate_signing_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(input): Json<Rotate>,
+) -> ApiResult<axum::Json<Value>> {
+    caller.require(&[Scope::Admin])?;
+    let overlap = input.overlap_seconds.unwrap_or(24 * 3600);
+    if !(0..=MAX_OVERLAP).contains(&overlap) {
+        let message = format!("must be between 0 and {MAX_OVERLAP} (7 days)");
+        return Err(Invalid::new("overlap_seconds", message).into());
+    }
+    let store = state.engine.store();
+    let keys = store.rotate_signing_key(&id, overlap * 1000).await?;
+    tracing::info!(webhook_id = id, overlap, "signing key rotated");
+    Ok(axum::Json(keys_view(&keys)))
+}

@@ -6,6 +6,7 @@
 //! - [`payload`]: the JSON body receivers are sent, serialised once.
 //! - [`release`]: a release's stages and the moves between them.
 //! - [`retry`]: when a failed delivery is tried again.
+//! - [`signature`]: Standard Webhooks signing keys and signatures.
 //! - [`secret`]: random tokens, their stored hashes and constant-time checks.
 //! - [`time`]: the clock as the rest of Lockstep reads it.
 
@@ -15,6 +16,7 @@ pub mod payload;
 pub mod release;
 pub mod retry;
 pub mod secret;
+pub mod signature;
 pub mod slug;
 pub mod tag;
 pub mod target;

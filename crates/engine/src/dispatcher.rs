@@ -98,6 +98,7 @@ async fn attempt(engine: &Engine, delivery: &Delivery) -> anyhow::Result<()> {
     let store = engine.store();
     let secret = secret_of(&delivery.body);
     let webhook = store.webhook(&delivery.webhook_id).await.ok();
+    let signing_keys = signing_keys(engine, &delivery.webhook_id).await?;
     let out = Outgoing {
         url: &delivery.url,
         body: delivery.body.clone(),
@@ -106,6 +107,7 @@ async fn attempt(engine: &Engine, delivery: &Delivery) -> anyhow::Result<()> {
         secret: secret.as_deref(),
         deadline: Duration::from_secs(delivery.timeout_seconds.clamp(1, 300) as u64),
         ca_certificate: webhook.as_ref().and_then(|w| w.ca_certificate.as_deref()),
+        signing_keys,
     };
     let started_at = now_ms();
     let answer = engine.inner.sender.send(out).await;
@@ -178,6 +180,24 @@ async fn check_health(engine: &Engine, delivery: &Delivery, answer: &Answer) -> 
         }
     }
     Ok(())
+}
+
+/// The bytes of the keys that sign a request sent now. A deleted webhook signs with none.
+pub(crate) async fn signing_keys(
+    engine: &Engine,
+    webhook_id: &str,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let keys = match engine.store().signing_keys(webhook_id).await {
+        Ok(keys) => keys,
+        Err(lockstep_store::StoreError::NotFound(_)) => return Ok(Vec::new()),
+        Err(err) => return Err(err.into()),
+    };
+    let now = now_ms();
+    let bytes = keys
+        .signing_at(now)
+        .into_iter()
+        .map(lockstep_core::signature::key_bytes);
+    Ok(bytes.collect::<Result<Vec<_>, _>>()?)
 }
 
 /// What follows an attempt: done, another try at a time, or no more tries.

@@ -239,6 +239,9 @@ impl Engine {
             secret: webhook.secret.as_deref(),
             deadline: Duration::from_secs(webhook.timeout_seconds.clamp(1, 300) as u64),
             ca_certificate: webhook.ca_certificate.as_deref(),
+            signing_keys: dispatcher::signing_keys(self, &webhook.id)
+                .await
+                .unwrap_or_default(),
         };
         self.inner.sender.send(out).await
     }

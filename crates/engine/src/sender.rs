@@ -56,6 +56,8 @@ pub struct Outgoing<'a> {
     pub deadline: Duration,
     /// The webhook's own CA certificate (PEM), trusted instead of the public roots.
     pub ca_certificate: Option<&'a str>,
+    /// The signing keys' bytes: each adds a Standard Webhooks signature.
+    pub signing_keys: Vec<Vec<u8>>,
 }
 
 #[derive(Clone)]
@@ -121,9 +123,25 @@ impl Sender {
         let event = HeaderValue::from_str(out.event).map_err(|e| e.to_string())?;
         headers.insert("x-mdoq-event", event);
         let id = HeaderValue::from_str(out.delivery_id).map_err(|e| e.to_string())?;
-        headers.insert("x-mdoq-delivery", id);
+        headers.insert("x-mdoq-delivery", id.clone());
+        sign(&mut headers, out, id)?;
         Ok(headers)
     }
+}
+
+/// Adds the Standard Webhooks headers, signing the exact bytes sent at this attempt's time.
+fn sign(headers: &mut HeaderMap, out: &Outgoing<'_>, id: HeaderValue) -> Result<(), String> {
+    if out.signing_keys.is_empty() {
+        return Ok(());
+    }
+    let timestamp = lockstep_core::time::now_ms() / 1000;
+    let signature =
+        lockstep_core::signature::header(&out.signing_keys, out.delivery_id, timestamp, &out.body);
+    headers.insert("webhook-id", id);
+    headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
+    let signature = HeaderValue::from_str(&signature).map_err(|e| e.to_string())?;
+    headers.insert("webhook-signature", signature);
+    Ok(())
 }
 
 /// Sends the request and reads at most [`MAX_RESPONSE`] bytes of the answer, all before

@@ -9,6 +9,8 @@
 //! - [`deliveries`]: deliveries, their attempts and the claims that share them out.
 //! - [`locks`]: locks and their settlement.
 //! - [`logs`]: the action log.
+//! - [`signing`]: webhook signing keys.
+//! - [`cipher`]: secrets sealed at rest.
 
 pub mod cipher;
 pub mod deliveries;
@@ -16,6 +18,7 @@ pub mod instances;
 pub mod locks;
 pub mod logs;
 pub mod releases;
+pub mod signing;
 pub mod tokens;
 pub mod webhooks;
 
@@ -171,21 +174,23 @@ impl Store {
 
     async fn seal_existing(&self, cipher: &cipher::Cipher) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query("SELECT id, secret FROM webhooks WHERE secret IS NOT NULL")
-            .fetch_all(&mut *tx)
-            .await?;
-        for row in &rows {
-            use sqlx::Row;
-            let id: String = row.try_get("id")?;
-            let secret: String = row.try_get("secret")?;
-            if secret.as_bytes().starts_with(cipher::SEALED) {
-                continue;
+        for column in ["secret", "signing_key", "previous_signing_key"] {
+            let select = format!("SELECT id, {column} FROM webhooks WHERE {column} IS NOT NULL");
+            let rows = sqlx::query(&select).fetch_all(&mut *tx).await?;
+            for row in &rows {
+                use sqlx::Row;
+                let id: String = row.try_get(0)?;
+                let value: String = row.try_get(1)?;
+                if value.as_bytes().starts_with(cipher::SEALED) {
+                    continue;
+                }
+                let update = format!("UPDATE webhooks SET {column} = $1 WHERE id = $2");
+                sqlx::query(&update)
+                    .bind(cipher.seal_text(&value))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            sqlx::query("UPDATE webhooks SET secret = $1 WHERE id = $2")
-                .bind(cipher.seal_text(&secret))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
         }
         sqlx::query("INSERT INTO settings (key, value) VALUES ('key_check', $1)")
             .bind(cipher.seal_text("lockstep"))

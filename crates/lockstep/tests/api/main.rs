@@ -15,6 +15,7 @@ mod lifecycle;
 mod locks;
 mod restart;
 mod security;
+mod signatures;
 
 /// Declares each test once per backend, as `on_sqlite::NAME` and `on_postgres::NAME`.
 macro_rules! matrix {
@@ -41,6 +42,9 @@ macro_rules! matrix {
 }
 
 matrix! {
+    signatures::deliveries_are_signed_over_the_exact_bytes_including_awkward_text,
+    signatures::a_rotated_key_keeps_signing_beside_the_new_one_during_its_overlap,
+    signatures::a_rotation_without_overlap_signs_with_the_new_key_alone,
     security::secrets_and_bodies_are_sealed_at_rest_and_need_their_key,
     security::no_secret_or_token_appears_in_logs_answers_or_the_action_log,
     hostile::headers_then_a_byte_every_few_seconds_times_out_on_the_deadline,
