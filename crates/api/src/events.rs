@@ -107,7 +107,8 @@ impl Watch {
                 Ok(Some(event)) => return Some(event),
                 Ok(None) => continue,
                 Err(err) => {
-                    tracing::warn!(release_id = self.release_id, error = ?err, "event stream ended");
+                    let release_id = &self.release_id;
+                    tracing::warn!(release_id, error = ?err, "event stream ended");
                     return None;
                 }
             }

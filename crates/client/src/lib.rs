@@ -64,7 +64,8 @@
 //! async fn purge_cache(client: Client, payload: Payload) {
 //!     let log = payload.parent_log;
 //!     let tag = &payload.release.tag;
-//!     let _ = client.append_log(log, &format!("purging the CDN for {tag}"), LogStatus::Info).await;
+//!     let started = format!("purging the CDN for {tag}");
+//!     let _ = client.append_log(log, &started, LogStatus::Info).await;
 //!     let purged = true; // the real work goes here
 //!     let (outcome, message) = if purged {
 //!         (Outcome::Continue, "CDN purged")

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use rand::Rng;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdout, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lockstep");
 /// No command in these tests should take anywhere near this long.
@@ -140,6 +140,45 @@ impl Server {
             "instance", "create", "--id", id, "--name", id, "--url", url, "--step", &step,
         ])
         .await;
+    }
+}
+
+impl Server {
+    /// Starts a release of `tag` to `instance` and returns its id.
+    async fn start_release(&self, instance: &str, tag: &str) -> String {
+        let args = [
+            "release",
+            "start",
+            "--instance",
+            instance,
+            "--tag",
+            tag,
+            "--json",
+        ];
+        release_id(&self.ok(&args).await)
+    }
+
+    /// A webhook to `url` with `--event` or `--lock` subscriptions, as `flag_and_event`.
+    async fn webhook(&self, url: &str, flag_and_event: [&str; 2]) {
+        let [flag, event] = flag_and_event;
+        self.ok(&["webhook", "create", "--url", url, flag, event])
+            .await;
+    }
+
+    /// Starts `lockstep ARGS…` and returns it running, its stdout read line by line.
+    fn spawn(&self, args: &[&str]) -> (Child, tokio::io::Lines<BufReader<ChildStdout>>) {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LOCKSTEP_SERVER", &self.base)
+            .env("LOCKSTEP_TOKEN", &self.admin)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting lockstep");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        (child, lines)
     }
 }
 
@@ -337,21 +376,9 @@ async fn a_followed_release_shows_its_step_output_and_exits_zero_when_it_closes(
 async fn a_watched_release_whose_step_fails_exits_three_and_says_why() {
     let server = Server::start().await;
     server.instance("shop", "echo trying; exit 7").await;
-    let started = server
-        .ok(&[
-            "release",
-            "start",
-            "--instance",
-            "shop",
-            "--tag",
-            "v1",
-            "--json",
-        ])
-        .await;
+    let id = server.start_release("shop", "v1").await;
 
-    let run = server
-        .run(&["release", "watch", &release_id(&started)])
-        .await;
+    let run = server.run(&["release", "watch", &id]).await;
 
     assert_eq!(run.code, Some(3), "{run:#?}");
     assert!(run.stdout.contains("trying"), "{run:#?}");
@@ -368,44 +395,43 @@ async fn a_release_cancelled_while_it_waits_on_a_lock_ends_its_watch_with_four()
     let receiver = Receiver::start().await;
     server.instance("shop", "true").await;
     server
-        .ok(&[
-            "webhook",
-            "create",
-            "--url",
-            &receiver.url,
-            "--lock",
-            "before_release",
-        ])
+        .webhook(&receiver.url, ["--lock", "before_release"])
         .await;
-    let started = server
-        .ok(&[
-            "release",
-            "start",
-            "--instance",
-            "shop",
-            "--tag",
-            "v1",
-            "--json",
-        ])
+    let id = server.start_release("shop", "v1").await;
+    let (mut watch, mut lines) = server.spawn(&["release", "watch", &id]);
+
+    let mut seen = Vec::new();
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(LIMIT, lines.next_line()).await {
+        let waiting = line.starts_with("-- waiting since ") && line.contains("on lock lck_");
+        seen.push(line);
+        if waiting {
+            break;
+        }
+    }
+    let cancel = server
+        .run(&["release", "cancel", &id, "--message", "wrong tag"])
         .await;
-    let id = release_id(&started);
-    receiver.body_of("before_release").await;
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(LIMIT, lines.next_line()).await {
+        seen.push(line);
+    }
+    let code = tokio::time::timeout(LIMIT, watch.wait())
+        .await
+        .unwrap()
+        .unwrap()
+        .code();
 
-    let watch_args = ["release", "watch", id.as_str()];
-    let cancel_args = ["release", "cancel", id.as_str(), "--message", "wrong tag"];
-    let (watch, cancel) = tokio::join!(server.run(&watch_args), async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        server.run(&cancel_args).await
-    });
-
+    assert!(
+        seen.iter().any(|l| l.contains("on lock lck_")),
+        "never waited: {seen:#?}"
+    );
     assert_eq!(cancel.code, Some(0), "{cancel:#?}");
     assert_eq!(cancel.stdout, format!("Release {id} is cancelled.\n"));
-    assert_eq!(watch.code, Some(4), "{watch:#?}");
-    assert!(watch.stdout.contains("-- waiting since "), "{watch:#?}");
-    assert!(watch.stdout.contains("on lock lck_"), "{watch:#?}");
-    assert!(watch
-        .stdout
-        .contains("was cancelled: cancelled by an operator: wrong tag"));
+    assert_eq!(code, Some(4), "{seen:#?}");
+    let last = seen.last().unwrap();
+    assert!(
+        last.contains("was cancelled: cancelled by an operator: wrong tag"),
+        "{last}"
+    );
 }
 
 #[tokio::test]
@@ -415,14 +441,7 @@ async fn a_shell_script_appends_to_the_log_and_releases_the_lock_with_a_hook_tok
     server.instance("shop", "true").await;
     let url = &receiver.url;
     server
-        .ok(&[
-            "webhook",
-            "create",
-            "--url",
-            url,
-            "--lock",
-            "before_release_complete",
-        ])
+        .webhook(url, ["--lock", "before_release_complete"])
         .await;
     let created = server
         .ok(&["token", "create", "--name", "script", "--scope", "hook"])
@@ -432,18 +451,7 @@ async fn a_shell_script_appends_to_the_log_and_releases_the_lock_with_a_hook_tok
         hook.starts_with("lsk_") && !hook.contains(' '),
         "{created:#?}"
     );
-    let started = server
-        .ok(&[
-            "release",
-            "start",
-            "--instance",
-            "shop",
-            "--tag",
-            "v2",
-            "--json",
-        ])
-        .await;
-    let id = release_id(&started);
+    let id = server.start_release("shop", "v2").await;
 
     let body = receiver.body_of("before_release_complete").await;
     let parent = body["parent_log"].to_string();
@@ -521,26 +529,9 @@ async fn a_lock_released_with_abort_fails_the_release() {
     let receiver = Receiver::start().await;
     server.instance("shop", "true").await;
     server
-        .ok(&[
-            "webhook",
-            "create",
-            "--url",
-            &receiver.url,
-            "--lock",
-            "before_release",
-        ])
+        .webhook(&receiver.url, ["--lock", "before_release"])
         .await;
-    let started = server
-        .ok(&[
-            "release",
-            "start",
-            "--instance",
-            "shop",
-            "--tag",
-            "v3",
-            "--json",
-        ])
-        .await;
+    let id = server.start_release("shop", "v3").await;
     let lock = receiver.body_of("before_release").await["lock"]
         .as_str()
         .unwrap()
@@ -556,9 +547,7 @@ async fn a_lock_released_with_abort_fails_the_release() {
             "smoke test red",
         ])
         .await;
-    let watch = server
-        .run(&["release", "watch", &release_id(&started)])
-        .await;
+    let watch = server.run(&["release", "watch", &id]).await;
 
     assert_eq!(watch.code, Some(3), "{watch:#?}");
     assert!(watch.stdout.contains("smoke test red"), "{watch:#?}");

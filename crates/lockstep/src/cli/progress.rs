@@ -311,7 +311,8 @@ mod tests {
         let text = waiting_text(&waiting(Some("lck_9")));
         assert_eq!(
             text,
-            "waiting since 13:20:28 on lock lck_9 of webhook whk_1 (http://127.0.0.1:9/hook, 1 attempt)"
+            "waiting since 13:20:28 on lock lck_9 of webhook whk_1 \
+             (http://127.0.0.1:9/hook, 1 attempt)"
         );
         let release = Release {
             stage: "before_release_complete".into(),

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use lockstep_client::Client;
+
 use super::table::{or_dash, Table};
 use super::{hint_next_page, print_json, Connection, PageArgs};
 
@@ -36,24 +38,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = args.connection.client()?;
     let json = args.connection.json;
     match args.command {
-        TokenCommand::List(page) => {
-            let page = client.tokens(&page.request()).await?;
-            if json {
-                return print_json(&page).map(|()| ExitCode::SUCCESS);
-            }
-            let mut table = Table::new(&["ID", "NAME", "SCOPES", "LAST USED", "REVOKED"]);
-            for token in &page.items {
-                table.row(vec![
-                    token.id.clone(),
-                    token.name.clone(),
-                    token.scopes.join(","),
-                    or_dash(token.last_used_at.as_deref()),
-                    or_dash(token.revoked_at.as_deref()),
-                ]);
-            }
-            table.print("No tokens.");
-            hint_next_page(page.next_cursor.as_deref());
-        }
+        TokenCommand::List(page) => list(&client, &page, json).await?,
         TokenCommand::Create { name, scopes } => {
             let created = client.create_token(&name, &scopes).await?;
             if json {
@@ -74,4 +59,24 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn list(client: &Client, page: &PageArgs, json: bool) -> anyhow::Result<()> {
+    let page = client.tokens(&page.request()).await?;
+    if json {
+        return print_json(&page);
+    }
+    let mut table = Table::new(&["ID", "NAME", "SCOPES", "LAST USED", "REVOKED"]);
+    for token in &page.items {
+        table.row(vec![
+            token.id.clone(),
+            token.name.clone(),
+            token.scopes.join(","),
+            or_dash(token.last_used_at.as_deref()),
+            or_dash(token.revoked_at.as_deref()),
+        ]);
+    }
+    table.print("No tokens.");
+    hint_next_page(page.next_cursor.as_deref());
+    Ok(())
 }
