@@ -3,7 +3,9 @@
 //! Tokens are looked up by their SHA-256 hash, so the stored form never has to be compared
 //! with the presented secret byte by byte.
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -81,35 +83,50 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
+    /// Authenticates the bearer token, counting failures per address so guessing is slow.
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthenticated)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthenticated)?;
-        let found = state
-            .engine
-            .store()
-            .authenticate(&hash_token(token))
-            .await?;
-        let token = found.ok_or(ApiError::Unauthenticated)?;
-        Ok(Caller {
-            token_id: token.id,
-            name: token.name,
-            scopes: token
-                .scopes
-                .iter()
-                .filter_map(|s| Scope::parse(s))
-                .collect(),
-        })
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        if let Some(wait) = ip.and_then(|ip| state.throttle.wait(ip)) {
+            return Err(ApiError::TooManyRequests(wait.as_secs().max(1)));
+        }
+        let caller = authenticate(parts, state).await;
+        if let (Err(ApiError::Unauthenticated), Some(ip)) = (&caller, ip) {
+            state.throttle.failed(ip);
+        }
+        caller
     }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthenticated)?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthenticated)?;
+    let store = state.engine.store();
+    let token = store
+        .authenticate(&hash_token(token))
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    Ok(Caller {
+        token_id: token.id,
+        name: token.name,
+        scopes: token
+            .scopes
+            .iter()
+            .filter_map(|s| Scope::parse(s))
+            .collect(),
+    })
 }

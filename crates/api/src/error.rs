@@ -36,6 +36,9 @@ pub enum ApiError {
     /// 415
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
+    /// 429: too many failed authentications from this address; retry after the seconds.
+    #[error("too many failed authentications from this address; retry in {0} seconds")]
+    TooManyRequests(u64),
     /// 500: the detail is logged here, once, and never sent.
     #[error("internal error")]
     Internal(String),
@@ -61,6 +64,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -102,7 +106,14 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let body = json!({"error": {"code": code, "message": message, "field": field}});
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::TooManyRequests(seconds) = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 

@@ -13,6 +13,7 @@ pub mod instances;
 pub mod locks;
 pub mod logs;
 pub mod releases;
+pub mod throttle;
 pub mod tokens;
 pub mod webhooks;
 
@@ -28,11 +29,15 @@ pub use error::{ApiError, ApiResult};
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    pub throttle: std::sync::Arc<throttle::AuthThrottle>,
 }
 
 /// The whole API as one router, for the server and for tests alike.
 pub fn app(engine: Engine) -> Router {
-    let state = AppState { engine };
+    let state = AppState {
+        engine,
+        throttle: Default::default(),
+    };
     let v1 = Router::new()
         .route("/instances", post(instances::create).get(instances::list))
         .route(

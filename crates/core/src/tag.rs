@@ -43,11 +43,11 @@ fn rule_broken(name: &str) -> Option<&'static str> {
     if name == "@" {
         return Some("it is the single character @");
     }
-    if name
-        .chars()
-        .any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c))
-    {
-        return Some("it contains a space, a control character or one of ~ ^ : ? * [ \\");
+    // Git itself refuses only ASCII spaces and controls; other whitespace is refused too,
+    // since a tag that looks like two words is always a mistake.
+    let bad = |c: char| c.is_control() || c.is_whitespace() || " ~^:?*[\\".contains(c);
+    if name.chars().any(bad) {
+        return Some("it contains whitespace, a control character or one of ~ ^ : ? * [ \\");
     }
     if name.contains("..") || name.contains("@{") || name.contains("//") {
         return Some("it contains '..', '@{' or '//'");

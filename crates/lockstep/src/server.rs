@@ -67,6 +67,7 @@ impl Application {
         let addr = listener.local_addr()?;
         info!(%addr, node = self.config.node_id, "lockstep is serving");
         let app = lockstep_api::app(self.engine.clone());
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

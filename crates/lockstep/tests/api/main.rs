@@ -10,6 +10,7 @@ mod bad_input;
 mod cluster;
 mod contract;
 mod delivery;
+mod fuzz;
 mod hostile;
 mod lifecycle;
 mod locks;
@@ -42,6 +43,9 @@ macro_rules! matrix {
 }
 
 matrix! {
+    fuzz::mutated_bodies_never_get_a_5xx_on_any_writing_endpoint,
+    fuzz::repeated_bad_tokens_from_one_address_are_held_back_with_429,
+    fuzz::json_nested_too_deep_is_refused_with_a_400,
     signatures::deliveries_are_signed_over_the_exact_bytes_including_awkward_text,
     signatures::a_rotated_key_keeps_signing_beside_the_new_one_during_its_overlap,
     signatures::a_rotation_without_overlap_signs_with_the_new_key_alone,
