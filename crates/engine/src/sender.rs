@@ -271,6 +271,7 @@ mod tests {
             secret: None,
             deadline: Duration::from_secs(2),
             ca_certificate: None,
+            signing_keys: Vec::new(),
         }
     }
 
