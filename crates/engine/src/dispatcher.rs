@@ -108,6 +108,10 @@ async fn attempt(engine: &Engine, delivery: &Delivery) -> anyhow::Result<()> {
         deadline: Duration::from_secs(delivery.timeout_seconds.clamp(1, 300) as u64),
         ca_certificate: webhook.as_ref().and_then(|w| w.ca_certificate.as_deref()),
         signing_keys,
+        headers: webhook
+            .as_ref()
+            .map(|w| w.headers.clone())
+            .unwrap_or_default(),
     };
     let started_at = now_ms();
     let answer = engine.inner.sender.send(out).await;

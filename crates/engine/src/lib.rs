@@ -242,6 +242,7 @@ impl Engine {
             signing_keys: dispatcher::signing_keys(self, &webhook.id)
                 .await
                 .unwrap_or_default(),
+            headers: webhook.headers.clone(),
         };
         self.inner.sender.send(out).await
     }

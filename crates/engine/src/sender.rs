@@ -58,6 +58,8 @@ pub struct Outgoing<'a> {
     pub ca_certificate: Option<&'a str>,
     /// The signing keys' bytes: each adds a Standard Webhooks signature.
     pub signing_keys: Vec<Vec<u8>>,
+    /// The webhook's own extra headers; their names never collide with the contract's.
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -111,6 +113,14 @@ impl Sender {
 
     fn headers(&self, out: &Outgoing<'_>) -> Result<HeaderMap, String> {
         let mut headers = HeaderMap::new();
+        for (name, value) in &out.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| "a custom header name is invalid".to_owned())?;
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|_| "a custom header value is invalid".to_owned())?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(USER_AGENT, self.user_agent.clone());
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -272,6 +282,7 @@ mod tests {
             deadline: Duration::from_secs(2),
             ca_certificate: None,
             signing_keys: Vec::new(),
+            headers: Vec::new(),
         }
     }
 

@@ -174,7 +174,7 @@ impl Store {
 
     async fn seal_existing(&self, cipher: &cipher::Cipher) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for column in ["secret", "signing_key", "previous_signing_key"] {
+        for column in ["secret", "signing_key", "previous_signing_key", "headers"] {
             let select = format!("SELECT id, {column} FROM webhooks WHERE {column} IS NOT NULL");
             let rows = sqlx::query(&select).fetch_all(&mut *tx).await?;
             for row in &rows {

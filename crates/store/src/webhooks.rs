@@ -38,6 +38,8 @@ pub struct Webhook {
     pub failing_since: Option<i64>,
     /// PEM of the CA the endpoint's certificate must chain to, instead of the public roots.
     pub ca_certificate: Option<String>,
+    /// Extra request headers, in the order given.
+    pub headers: Vec<(String, String)>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -68,11 +70,13 @@ pub struct WebhookFields {
     pub lock_timeout_seconds: Option<i64>,
     pub lock_default_outcome: Option<String>,
     pub ca_certificate: Option<String>,
+    /// Extra request headers, in the order given.
+    pub headers: Vec<(String, String)>,
 }
 
 const COLUMNS: &str = "id, url, secret, events, instances, enabled, disabled_reason, disabled_at,
     timeout_seconds, retry_schedule, description, lock_timeout_seconds, lock_default_outcome,
-    failing_since, ca_certificate, created_at, updated_at";
+    failing_since, ca_certificate, headers, created_at, updated_at";
 
 fn events_json(events: &[Subscription]) -> String {
     let list: Vec<_> = events
@@ -92,6 +96,24 @@ fn events_from_json(text: &str) -> Vec<Subscription> {
             })
         })
         .collect()
+}
+
+/// Headers are kept as a JSON list of pairs, sealed when a key is configured, since their
+/// values may be credentials.
+fn headers_json(headers: &[(String, String)], cipher: Option<&Cipher>) -> Option<String> {
+    if headers.is_empty() {
+        return None;
+    }
+    let text = serde_json::to_string(headers).unwrap_or_default();
+    Some(seal_text(cipher, &text))
+}
+
+fn headers_from(stored: Option<String>, cipher: Option<&Cipher>) -> Result<Vec<(String, String)>> {
+    let Some(stored) = stored else {
+        return Ok(Vec::new());
+    };
+    let text = open_text(cipher, stored)?;
+    Ok(serde_json::from_str(&text).unwrap_or_default())
 }
 
 fn from_row(row: &AnyRow, cipher: Option<&Cipher>) -> Result<Webhook> {
@@ -116,6 +138,7 @@ fn from_row(row: &AnyRow, cipher: Option<&Cipher>) -> Result<Webhook> {
         lock_default_outcome: row.try_get("lock_default_outcome")?,
         failing_since: row.try_get("failing_since")?,
         ca_certificate: row.try_get("ca_certificate")?,
+        headers: headers_from(row.try_get("headers")?, cipher)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -127,8 +150,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO webhooks (id, url, secret, events, instances, enabled, timeout_seconds,
                  retry_schedule, description, created_at, updated_at, lock_timeout_seconds,
-                 lock_default_outcome, ca_certificate)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
+                 lock_default_outcome, ca_certificate, headers)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14)",
         )
         .bind(id)
         .bind(&fields.url)
@@ -154,6 +177,7 @@ impl Store {
         .bind(fields.lock_timeout_seconds)
         .bind(fields.lock_default_outcome.clone())
         .bind(fields.ca_certificate.clone())
+        .bind(headers_json(&fields.headers, self.cipher()))
         .execute(&self.pool)
         .await?;
         self.webhook(id).await
@@ -206,6 +230,7 @@ impl Store {
                  disabled_reason = $6, disabled_at = $7, timeout_seconds = $8,
                  retry_schedule = $9, description = $10, updated_at = $11,
                  lock_timeout_seconds = $12, lock_default_outcome = $13, ca_certificate = $15,
+                 headers = $16,
                  failing_since = CASE WHEN $5 = 1 AND enabled = 0 THEN NULL ELSE failing_since END
              WHERE id = $14",
         )
@@ -229,6 +254,7 @@ impl Store {
         .bind(fields.lock_default_outcome.clone())
         .bind(id)
         .bind(fields.ca_certificate.clone())
+        .bind(headers_json(&fields.headers, self.cipher()))
         .execute(&self.pool)
         .await?;
         self.webhook(id).await

@@ -43,6 +43,8 @@ macro_rules! matrix {
 }
 
 matrix! {
+    security::custom_headers_are_sent_collisions_refused_and_credentials_shown_redacted,
+    security::a_patch_with_null_removes_a_setting_and_an_absent_field_keeps_it,
     fuzz::mutated_bodies_never_get_a_5xx_on_any_writing_endpoint,
     fuzz::repeated_bad_tokens_from_one_address_are_held_back_with_429,
     fuzz::json_nested_too_deep_is_refused_with_a_400,

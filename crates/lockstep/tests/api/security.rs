@@ -137,3 +137,85 @@ pub async fn no_secret_or_token_appears_in_logs_answers_or_the_action_log() {
     }
     assert!(seen.contains("[redacted]"), "payloads are shown redacted");
 }
+
+pub async fn custom_headers_are_sent_collisions_refused_and_credentials_shown_redacted() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    app.instance("shop", json!([])).await;
+    let headers = json!({"X-Env": "production", "Authorization": "Bearer abc123-credential"});
+    let webhook = app
+        .webhook(
+            &receiver.url("/"),
+            json!([{"event": "before_release"}]),
+            json!({"headers": headers}),
+        )
+        .await;
+
+    app.start_release("shop", "v1").await;
+    let request = &receiver.wait_for(1, Duration::from_secs(10)).await[0];
+    let mut refused = Vec::new();
+    for name in [
+        "Content-Type",
+        "X-MDOQ-Secret",
+        "webhook-signature",
+        "Host",
+        "bad name",
+    ] {
+        let body = json!({"url": "https://h.example/", "events": [{"event": "after_release"}],
+            "headers": {name: "x"}});
+        let (status, error) = app
+            .call("POST", "/api/v1/webhooks", &app.admin, Some(body))
+            .await;
+        refused.push((status.as_u16(), error["error"]["field"].clone()));
+    }
+
+    assert_eq!(request.header("x-env"), Some("production"));
+    assert_eq!(
+        request.header("authorization"),
+        Some("Bearer abc123-credential")
+    );
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(webhook["headers"]["X-Env"], "production");
+    assert_eq!(webhook["headers"]["Authorization"], "[redacted]");
+    assert!(!app
+        .get("/api/v1/webhooks")
+        .await
+        .to_string()
+        .contains("abc123-credential"));
+    assert!(
+        refused.iter().all(|(status, _)| *status == 422),
+        "{refused:?}"
+    );
+    assert_eq!(refused[0].1, "headers.Content-Type");
+}
+
+pub async fn a_patch_with_null_removes_a_setting_and_an_absent_field_keeps_it() {
+    let app = TestApp::spawn().await;
+    let extra = json!({"secret": "keep-me", "retry_schedule": "5s", "instances": ["shop"]});
+    let webhook = app
+        .webhook(
+            "https://h.example/",
+            json!([{"event": "after_release"}]),
+            extra,
+        )
+        .await;
+    let path = format!("/api/v1/webhooks/{}", webhook["id"].as_str().unwrap());
+
+    let (_, kept) = app
+        .call(
+            "PATCH",
+            &path,
+            &app.admin,
+            Some(json!({"description": "d"})),
+        )
+        .await;
+    let cleared = json!({"secret": null, "retry_schedule": null, "instances": null});
+    let (status, removed) = app.call("PATCH", &path, &app.admin, Some(cleared)).await;
+
+    assert_eq!(kept["has_secret"], true);
+    assert_eq!(kept["retry_schedule"], "5s");
+    assert_eq!(status, 200);
+    assert_eq!(removed["has_secret"], false);
+    assert_eq!(removed["retry_schedule"], serde_json::Value::Null);
+    assert_eq!(removed["instances"], serde_json::Value::Null);
+}
