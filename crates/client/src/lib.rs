@@ -86,6 +86,7 @@ pub mod events;
 pub mod payload;
 pub mod resources;
 pub mod secret;
+pub mod signature;
 
 pub use client::{Client, Retry};
 pub use error::{ApiError, Error};
@@ -96,3 +97,4 @@ pub use resources::{
     Outcome, Page, PageRequest, Release, Step, Subscription, Token, Waiting, Webhook, WebhookTest,
 };
 pub use secret::{verify_secret, SecretError, DELIVERY_HEADER, EVENT_HEADER, SECRET_HEADER};
+pub use signature::{SignatureError, Verifier};
