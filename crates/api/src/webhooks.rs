@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use lockstep_core::ids::WebhookId;
 use lockstep_core::retry::Schedule;
@@ -39,6 +39,7 @@ pub struct CreateWebhook {
     lock_timeout_seconds: Option<i64>,
     lock_default_outcome: Option<String>,
     ca_certificate: Option<String>,
+    headers: Option<Map<String, Value>>,
 }
 
 /// Every field optional; `secret: null` removes the secret, an absent one keeps it.
@@ -46,21 +47,23 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "explicit")]
     secret: Option<Value>,
     events: Option<Vec<SubscriptionInput>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "explicit")]
     instances: Option<Value>,
     enabled: Option<bool>,
     timeout_seconds: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "explicit")]
     retry_schedule: Option<Value>,
     description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "explicit")]
     lock_timeout_seconds: Option<Value>,
     lock_default_outcome: Option<String>,
     #[serde(default, deserialize_with = "explicit")]
     ca_certificate: Option<Value>,
+    #[serde(default, deserialize_with = "explicit")]
+    headers: Option<Value>,
 }
 
 /// Reads a PATCH field that is present, keeping an explicit `null` (remove the setting)
@@ -90,6 +93,7 @@ pub fn view(webhook: &Webhook) -> Value {
         "lock_timeout_seconds": webhook.lock_timeout_seconds,
         "lock_default_outcome": webhook.lock_default_outcome,
         "ca_certificate": webhook.ca_certificate,
+        "headers": headers_view(&webhook.headers),
         "created_at": time(webhook.created_at),
         "updated_at": time(webhook.updated_at),
     })
@@ -227,6 +231,7 @@ pub async fn create(
             .map(check_default_outcome)
             .transpose()?,
         ca_certificate: input.ca_certificate.map(check_ca).transpose()?,
+        headers: check_headers(input.headers.map(Value::Object))?,
     };
     let id = WebhookId::generate();
     let webhook = state
@@ -349,6 +354,10 @@ pub async fn update(
         lock_timeout_seconds,
         lock_default_outcome,
         ca_certificate,
+        headers: match input.headers {
+            Some(value) => check_headers(Some(value))?,
+            None => current.headers.clone(),
+        },
     };
     Ok(axum::Json(view(&store.update_webhook(&id, &fields).await?)))
 }
@@ -439,4 +448,111 @@ pub async fn rotate_signing_key(
     let keys = store.rotate_signing_key(&id, overlap * 1000).await?;
     tracing::info!(webhook_id = id, overlap, "signing key rotated");
     Ok(axum::Json(keys_view(&keys)))
+}
+
+/// Header names Lockstep sets itself, or that would change how the request is framed.
+const RESERVED_HEADERS: [&str; 12] = [
+    "accept",
+    "connection",
+    "content-length",
+    "content-type",
+    "expect",
+    "host",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "user-agent",
+];
+const RESERVED_PREFIXES: [&str; 3] = ["x-mdoq-", "webhook-", "proxy-"];
+const MAX_HEADERS: usize = 20;
+
+/// Checks custom headers: `{"Name": "value"}` or `null` for none. Names must be valid and
+/// must not collide with the contract's headers; values are printable and at most 1 KiB.
+fn check_headers(input: Option<Value>) -> Result<Vec<(String, String)>, Invalid> {
+    let map = match input {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(Invalid::new(
+                "headers",
+                "must be an object of names to values",
+            ))
+        }
+    };
+    if map.len() > MAX_HEADERS {
+        return Err(Invalid::new(
+            "headers",
+            format!("at most {MAX_HEADERS} headers"),
+        ));
+    }
+    let mut headers = Vec::new();
+    for (name, value) in map {
+        let field = format!("headers.{name}");
+        let lower = name.to_ascii_lowercase();
+        let valid_name = !name.is_empty()
+            && name.len() <= 100
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid_name {
+            return Err(Invalid::new(field, "is not a valid header name"));
+        }
+        if RESERVED_HEADERS.contains(&lower.as_str())
+            || RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
+        {
+            return Err(Invalid::new(
+                field,
+                "is set by Lockstep and cannot be overridden",
+            ));
+        }
+        let Value::String(value) = value else {
+            return Err(Invalid::new(field, "must be a string"));
+        };
+        if value.len() > 1024 || !value.bytes().all(|b| b == b'\t' || (32..127).contains(&b)) {
+            return Err(Invalid::new(
+                field,
+                "must be at most 1 KiB of printable ASCII",
+            ));
+        }
+        headers.push((name, value));
+    }
+    Ok(headers)
+}
+
+/// Headers as shown: values that look like credentials are replaced, since responses are
+/// read by anyone with a `read` token.
+fn headers_view(headers: &[(String, String)]) -> Value {
+    let shown: Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| {
+            let value = if looks_like_credential(name, value) {
+                "[redacted]"
+            } else {
+                value
+            };
+            (name.clone(), Value::String(value.to_owned()))
+        })
+        .collect();
+    Value::Object(shown)
+}
+
+fn looks_like_credential(name: &str, value: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let words = [
+        "auth",
+        "token",
+        "secret",
+        "key",
+        "password",
+        "cookie",
+        "session",
+        "signature",
+    ];
+    let schemes = ["bearer ", "basic ", "token ", "digest "];
+    words.iter().any(|w| name.contains(w))
+        || schemes
+            .iter()
+            .any(|s| value.to_ascii_lowercase().starts_with(s))
 }
