@@ -4,6 +4,8 @@
 //!   and `release_failed` requests, parsed leniently.
 //! - [`secret`]: a constant-time check of the webhook's shared secret, from the
 //!   `X-MDOQ-Secret` header or the body.
+//! - [`signature`]: the Standard Webhooks signature (`webhook-signature`), checked with the
+//!   webhook's `whsec_…` signing key.
 //! - [`Client`]: the API, to release a lock, append to a release's action log, and everything
 //!   else the `lockstep` CLI does, retrying while the server cannot be reached.
 //! - [`events`]: a release's progress as the server pushes it.
