@@ -147,13 +147,14 @@ impl Watch {
         let store = self.engine.store();
         let release = store.release(&self.release_id).await?;
         let view = releases::view(store, &release).await?;
-        // TODO: read only the entries after `self.after` once the store has a query for
-        // that; the whole log is read on each change, which grows with a long step output.
         let entries: Vec<Value> = store
-            .log_subtree(release.parent_log)
+            .release_log_after(
+                &release.id,
+                self.after,
+                lockstep_store::logs::MAX_ENTRIES_PER_RELEASE,
+            )
             .await?
             .iter()
-            .filter(|entry| entry.id > self.after)
             .map(logs::view)
             .collect();
         let ended = release.stage.is_terminal();

@@ -157,6 +157,26 @@ impl Store {
         from_row(&row.ok_or(StoreError::NotFound("log entry"))?)
     }
 
+    /// A release's entries written after entry `after`, in order, at most `limit` of them.
+    /// Every entry of a release's log carries its id, so this needs no walk of the tree.
+    pub async fn release_log_after(
+        &self,
+        release_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LogEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, release_id, parent_id, kind, status, message, actor, created_at
+             FROM log_entries WHERE release_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(release_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// The entry `id` and everything under it, in the order it was written.
     pub async fn log_subtree(&self, id: i64) -> Result<Vec<LogEntry>> {
         let rows = sqlx::query(
