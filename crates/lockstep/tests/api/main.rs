@@ -43,6 +43,8 @@ macro_rules! matrix {
 }
 
 matrix! {
+    security::a_loopback_target_is_refused_when_saved_and_again_when_sent,
+    security::an_operator_cancels_a_waiting_release_right_after_a_restart,
     security::custom_headers_are_sent_collisions_refused_and_credentials_shown_redacted,
     security::a_patch_with_null_removes_a_setting_and_an_absent_field_keeps_it,
     fuzz::mutated_bodies_never_get_a_5xx_on_any_writing_endpoint,

@@ -219,3 +219,68 @@ pub async fn a_patch_with_null_removes_a_setting_and_an_absent_field_keeps_it() 
     assert_eq!(removed["retry_schedule"], serde_json::Value::Null);
     assert_eq!(removed["instances"], serde_json::Value::Null);
 }
+
+pub async fn a_loopback_target_is_refused_when_saved_and_again_when_sent() {
+    let mut app = TestApp::spawn().await;
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    app.instance("shop", json!([])).await;
+    let events = json!([{"event": "before_release"}]);
+    app.webhook(&receiver.url("/"), events.clone(), json!({}))
+        .await;
+
+    app.kill();
+    app.extra_env
+        .push(("LOCKSTEP_ALLOW_NETWORKS".into(), String::new()));
+    app.start();
+    let port = receiver.base.rsplit(':').next().unwrap().to_owned();
+    let mut refused = Vec::new();
+    for url in [
+        receiver.url("/"),
+        format!("http://localhost:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        format!("http://2130706433:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+    ] {
+        let body = json!({"url": url, "events": events});
+        let (status, error) = app
+            .call("POST", "/api/v1/webhooks", &app.admin, Some(body))
+            .await;
+        refused.push((status.as_u16(), error["error"]["field"].clone()));
+    }
+    let release = app.start_release("shop", "v1").await;
+    let id = release["id"].as_str().unwrap();
+    let deliveries = crate::contract::wait_attempts(&app, id, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert!(
+        refused.iter().all(|(s, f)| *s == 422 && f == "url"),
+        "{refused:?}"
+    );
+    assert_eq!(deliveries[0]["attempt_log"][0]["error_kind"], "blocked");
+    assert!(
+        receiver.requests().is_empty(),
+        "a connection reached the loopback listener"
+    );
+}
+
+pub async fn an_operator_cancels_a_waiting_release_right_after_a_restart() {
+    let mut app = TestApp::spawn().await;
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    app.instance("shop", json!([])).await;
+    let events = json!([{"event": "before_release", "locking": true}]);
+    app.webhook(&receiver.url("/"), events, json!({})).await;
+    let release = app.start_release("shop", "v1").await;
+    let id = release["id"].as_str().unwrap();
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+
+    app.kill();
+    app.start();
+    let path = format!("/api/v1/releases/{id}/cancel");
+    let cancelled = app
+        .post(&path, json!({"message": "rolled back by hand"}))
+        .await;
+    let locks = app.get(&format!("/api/v1/locks?release={id}")).await;
+
+    assert_eq!(cancelled["state"], "cancelled");
+    assert_eq!(locks["items"][0]["status"], "cancelled");
+}
