@@ -1,0 +1,238 @@
+//! Figures 2 and 3: how soon a release moves on once its lock is released, and how long an
+//! event takes to reach the endpoint. Releases go one at a time, each left to finish before
+//! the next starts, so these are latencies without queueing. The ceiling is one POST of the
+//! same body by a plain client, from the call to its arrival at the sink.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use axum::body::Bytes;
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::{Bench, Session};
+use crate::api::{Api, Started};
+use crate::latency::Distribution;
+use crate::report::{Row, Unit};
+use crate::scratch::Backend;
+use crate::sink::{Arrival, Sink};
+
+/// How long any one move of a release may take before the run is called hung.
+const STEP_LIMIT: Duration = Duration::from_secs(30);
+
+const FLOOR_IS: &str = "one POST of the same body by a plain client, call to arrival";
+
+/// A release waiting on the lock of its `before_release` delivery.
+struct Parked {
+    release: Started,
+    lock: String,
+    body: Bytes,
+    /// From the release entering `before_release` to that delivery's arrival at the sink.
+    event_overhead: Duration,
+}
+
+pub async fn measure(bench: &Bench, backend: Backend) -> anyhow::Result<Vec<Row>> {
+    let n = bench.sizes.resumed;
+    let mut session = Session::open(bench, backend, "bench-resume").await?;
+    subscribe(&session).await?;
+    let instances = session.instances("res", n, bench.clients).await?;
+
+    let (mut overheads, mut resumes, mut body) = (Vec::new(), Vec::new(), Bytes::new());
+    for instance in &instances {
+        let parked = park(&session.admin, &mut session.sink, instance).await?;
+        let admin = &session.admin;
+        resumes.push(resume(&session.hook, admin, &mut session.sink, &parked).await?);
+        overheads.push(parked.event_overhead);
+        body = parked.body;
+    }
+    session.server.check_running()?;
+    let Session {
+        server, mut sink, ..
+    } = session;
+    server.stop().await;
+
+    let floor = floor(&mut sink, n, body).await?;
+    let name = backend.name();
+    let mut rows = resume_rows(name, "", &Distribution::new(resumes), &floor);
+    rows.extend(overhead_rows(name, &Distribution::new(overheads), &floor));
+    Ok(rows)
+}
+
+/// Figure 2 across two nodes on PostgreSQL: releases started through node B, which owns
+/// them, and their locks released through node A.
+pub async fn measure_across_nodes(bench: &Bench) -> anyhow::Result<Vec<Row>> {
+    let n = bench.sizes.resumed;
+    let mut session = Session::open(bench, Backend::Postgres, "bench-a").await?;
+    let node_b = bench.serve(&session.database, "bench-b").await?;
+    let via_b = Api::new(&node_b.base, &bench.admin_token);
+    subscribe(&session).await?;
+    let instances = session.instances("two", n, bench.clients).await?;
+    let pool = session.database.pool().await?;
+
+    let (mut resumes, mut body) = (Vec::new(), Bytes::new());
+    for instance in &instances {
+        let parked = park(&via_b, &mut session.sink, instance).await?;
+        let owner: Option<String> = sqlx::query_scalar("SELECT owner FROM releases WHERE id = $1")
+            .bind(&parked.release.id)
+            .fetch_one(&pool)
+            .await?;
+        let resumed = resume(&session.hook, &via_b, &mut session.sink, &parked).await?;
+        if owner.as_deref() == Some("bench-b") {
+            resumes.push(resumed);
+        }
+        body = parked.body;
+    }
+    pool.close().await;
+    node_b.stop().await;
+    let Session {
+        server, mut sink, ..
+    } = session;
+    server.stop().await;
+
+    ensure!(
+        !resumes.is_empty(),
+        "node B owned none of the releases it started"
+    );
+    let floor = floor(&mut sink, n, body).await?;
+    let note = format!(", {} of {n} owned by B", resumes.len());
+    Ok(resume_rows(
+        "postgres, 2 nodes",
+        &note,
+        &Distribution::new(resumes),
+        &floor,
+    ))
+}
+
+/// A locking webhook at `before_release` and a plain one at `before_release_complete`, the
+/// event that follows once the lock is released (the instances have no steps).
+async fn subscribe(session: &Session) -> anyhow::Result<()> {
+    let lock_url = session.sink.url("/lock");
+    let next_url = session.sink.url("/next");
+    let admin = &session.admin;
+    admin
+        .create_webhook(&lock_url, &[("before_release", true)])
+        .await?;
+    admin
+        .create_webhook(&next_url, &[("before_release_complete", false)])
+        .await
+}
+
+/// Starts a release and returns once its lock's delivery arrived and its attempt is stored,
+/// so nothing of it is still running on the server.
+async fn park(api: &Api, sink: &mut Sink, instance: &str) -> anyhow::Result<Parked> {
+    let release = api.start_release(instance).await?;
+    let arrival = sink.next(STEP_LIMIT).await?;
+    let payload = expect(&arrival, "before_release", release.parent_log)?;
+    let lock = payload["lock"]
+        .as_str()
+        .context("a lock token in the body")?;
+    let attempted = |r: &Value| r["waiting_on"][0]["attempts"].as_i64() >= Some(1);
+    let view = api.wait_release(&release.id, STEP_LIMIT, attempted).await?;
+
+    let since = view["stage_since"]
+        .as_str()
+        .context("the release's stage_since")?;
+    let since = OffsetDateTime::parse(since, &Rfc3339).context("stage_since")?;
+    let since_micros = (since.unix_timestamp_nanos() / 1000) as i64;
+    let overhead = arrival.unix_micros.saturating_sub(since_micros).max(0) as u64;
+    Ok(Parked {
+        lock: lock.to_owned(),
+        release,
+        body: arrival.body,
+        event_overhead: Duration::from_micros(overhead),
+    })
+}
+
+/// Releases the lock and returns the time from the call's answer to the next event's
+/// arrival (zero if it came first), once the release has closed.
+async fn resume(
+    hook: &Api,
+    watcher: &Api,
+    sink: &mut Sink,
+    parked: &Parked,
+) -> anyhow::Result<Duration> {
+    hook.release_lock(&parked.lock).await?;
+    let answered = Instant::now();
+    let arrival = sink.next(STEP_LIMIT).await?;
+    expect(
+        &arrival,
+        "before_release_complete",
+        parked.release.parent_log,
+    )?;
+    let closed = |r: &Value| r["stage"] == "closed";
+    watcher
+        .wait_release(&parked.release.id, STEP_LIMIT, closed)
+        .await?;
+    Ok(arrival.at.saturating_duration_since(answered))
+}
+
+/// The arrival's body, if it is the `event` of the release whose root log is `parent_log`.
+fn expect(arrival: &Arrival, event: &str, parent_log: i64) -> anyhow::Result<Value> {
+    let payload = arrival.json()?;
+    if arrival.event.as_deref() != Some(event) || payload["parent_log"] != parent_log {
+        bail!(
+            "expected {event} of the release with log {parent_log}, got {:?} of {}",
+            arrival.event,
+            payload["parent_log"]
+        );
+    }
+    Ok(payload)
+}
+
+/// The ceiling: `n` POSTs of `body`, one at a time over a pooled connection as the server's
+/// are, each timed from the call to its arrival at the sink.
+async fn floor(sink: &mut Sink, n: usize, body: Bytes) -> anyhow::Result<Distribution> {
+    let http = reqwest::Client::new();
+    let url = sink.url("/floor");
+    let mut samples = Vec::with_capacity(n);
+    // The first POST opens the connection and is not counted.
+    for i in 0..=n {
+        let request = http.post(&url).header("content-type", "application/json");
+        let sent = Instant::now();
+        request
+            .body(body.clone())
+            .send()
+            .await?
+            .error_for_status()?;
+        let arrival = sink.next(STEP_LIMIT).await?;
+        if i > 0 {
+            samples.push(arrival.at.saturating_duration_since(sent));
+        }
+    }
+    Ok(Distribution::new(samples))
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn resume_rows(
+    backend: &str,
+    note: &str,
+    resumes: &Distribution,
+    floor: &Distribution,
+) -> Vec<Row> {
+    let n = resumes.len();
+    let row = |what: &str, value: Duration, ceiling: Duration| {
+        let what = format!("lock-to-resume {what} ({n} releases{note})");
+        Row::new(2, what, backend, Unit::Millis, millis(value)).against(millis(ceiling), FLOOR_IS)
+    };
+    vec![
+        row("p50", resumes.p50(), floor.p50()),
+        row("p99", resumes.p99(), floor.p99()),
+        row("max", resumes.max(), floor.max()),
+    ]
+}
+
+fn overhead_rows(backend: &str, overheads: &Distribution, floor: &Distribution) -> Vec<Row> {
+    let n = overheads.len();
+    let row = |what: &str, value: Duration, ceiling: Duration| {
+        let what = format!("event to first byte {what} ({n} releases)");
+        Row::new(3, what, backend, Unit::Millis, millis(value)).against(millis(ceiling), FLOOR_IS)
+    };
+    vec![
+        row("p50", overheads.p50(), floor.p50()),
+        row("p99", overheads.p99(), floor.p99()),
+    ]
+}
