@@ -30,6 +30,7 @@ pub async fn a_release_runs_its_events_steps_and_lock_in_order_and_closes() {
         .as_str()
         .unwrap()
         .to_owned();
+    receiver.wait_for(2, Duration::from_secs(10)).await;
     let body = receiver.of_event("before_release_complete")[0].json();
     let hook = app.token(&["hook"]).await;
     let (status, lock) = app
