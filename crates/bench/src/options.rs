@@ -72,10 +72,10 @@ impl Options {
                 mode: "short",
                 fan_out_releases: 10,
                 fan_out_webhooks: 5,
-                resumed: 40,
-                parked: 200,
-                park_wait: Duration::from_secs(2),
-                api_time: Duration::from_secs(1),
+                resumed: 30,
+                parked: 100,
+                park_wait: Duration::from_secs(1),
+                api_time: Duration::from_millis(500),
                 starts: 2,
             };
         }

@@ -147,6 +147,9 @@ fn row_json(row: &Row) -> Value {
 /// Three significant digits, without exponents: 0.0123, 1.23, 12.3, 123, 1,234.
 fn significant(value: f64) -> String {
     let magnitude = value.abs();
+    if magnitude == 0.0 {
+        return "0".into();
+    }
     if magnitude >= 1000.0 {
         return thousands(value);
     }
@@ -186,6 +189,7 @@ mod tests {
         assert_eq!(significant(0.01234), "0.0123");
         assert_eq!(significant(1.234), "1.23");
         assert_eq!(significant(123.4), "123");
+        assert_eq!(significant(0.0), "0");
         assert_eq!(thousands(1234567.0), "1,234,567");
         assert_eq!(thousands(999.0), "999");
     }

@@ -99,14 +99,12 @@ impl Session {
         Ok(ids)
     }
 
-    pub async fn close(self) {
-        self.server.stop().await;
-    }
-}
-
-impl Session {
     pub fn backend_name(&self) -> &'static str {
         self.database.backend.name()
+    }
+
+    pub async fn close(self) {
+        self.server.stop().await;
     }
 }
 

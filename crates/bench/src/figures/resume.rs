@@ -1,7 +1,8 @@
 //! Figures 2 and 3: how soon a release moves on once its lock is released, and how long an
 //! event takes to reach the endpoint. Releases go one at a time, each left to finish before
 //! the next starts, so these are latencies without queueing. The ceiling is one POST of the
-//! same body by a plain client, from the call to its arrival at the sink.
+//! same body by a plain client, from the call to its arrival at the sink, taken after each
+//! release.
 
 use std::time::{Duration, Instant};
 
@@ -37,23 +38,20 @@ pub async fn measure(bench: &Bench, backend: Backend) -> anyhow::Result<Vec<Row>
     let mut session = Session::open(bench, backend, "bench-resume").await?;
     subscribe(&session).await?;
     let instances = session.instances("res", n, bench.clients).await?;
+    let plain = Plain::open(&mut session.sink).await?;
 
-    let (mut overheads, mut resumes, mut body) = (Vec::new(), Vec::new(), Bytes::new());
+    let (mut overheads, mut resumes, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     for instance in &instances {
         let parked = park(&session.admin, &mut session.sink, instance).await?;
         let admin = &session.admin;
         resumes.push(resume(&session.hook, admin, &mut session.sink, &parked).await?);
         overheads.push(parked.event_overhead);
-        body = parked.body;
+        floor.push(plain.post(&mut session.sink, parked.body).await?);
     }
     session.server.check_running()?;
-    let Session {
-        server, mut sink, ..
-    } = session;
-    server.stop().await;
+    session.close().await;
 
-    let floor = floor(&mut sink, n, body).await?;
-    let name = backend.name();
+    let (name, floor) = (backend.name(), Distribution::new(floor));
     let mut rows = resume_rows(name, "", &Distribution::new(resumes), &floor);
     rows.extend(overhead_rows(name, &Distribution::new(overheads), &floor));
     Ok(rows)
@@ -69,8 +67,9 @@ pub async fn measure_across_nodes(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     subscribe(&session).await?;
     let instances = session.instances("two", n, bench.clients).await?;
     let pool = session.database.pool().await?;
+    let plain = Plain::open(&mut session.sink).await?;
 
-    let (mut resumes, mut body) = (Vec::new(), Bytes::new());
+    let (mut resumes, mut floor) = (Vec::new(), Vec::new());
     for instance in &instances {
         let parked = park(&via_b, &mut session.sink, instance).await?;
         let owner: Option<String> = sqlx::query_scalar("SELECT owner FROM releases WHERE id = $1")
@@ -80,28 +79,20 @@ pub async fn measure_across_nodes(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         let resumed = resume(&session.hook, &via_b, &mut session.sink, &parked).await?;
         if owner.as_deref() == Some("bench-b") {
             resumes.push(resumed);
+            floor.push(plain.post(&mut session.sink, parked.body).await?);
         }
-        body = parked.body;
     }
     pool.close().await;
     node_b.stop().await;
-    let Session {
-        server, mut sink, ..
-    } = session;
-    server.stop().await;
+    session.close().await;
 
     ensure!(
         !resumes.is_empty(),
         "node B owned none of the releases it started"
     );
-    let floor = floor(&mut sink, n, body).await?;
     let note = format!(", {} of {n} owned by B", resumes.len());
-    Ok(resume_rows(
-        "postgres, 2 nodes",
-        &note,
-        &Distribution::new(resumes),
-        &floor,
-    ))
+    let (resumes, floor) = (Distribution::new(resumes), Distribution::new(floor));
+    Ok(resume_rows("postgres, 2 nodes", &note, &resumes, &floor))
 }
 
 /// A locking webhook at `before_release` and a plain one at `before_release_complete`, the
@@ -180,27 +171,35 @@ fn expect(arrival: &Arrival, event: &str, parent_log: i64) -> anyhow::Result<Val
     Ok(payload)
 }
 
-/// The ceiling: `n` POSTs of `body`, one at a time over a pooled connection as the server's
-/// are, each timed from the call to its arrival at the sink.
-async fn floor(sink: &mut Sink, n: usize, body: Bytes) -> anyhow::Result<Distribution> {
-    let http = reqwest::Client::new();
-    let url = sink.url("/floor");
-    let mut samples = Vec::with_capacity(n);
-    // The first POST opens the connection and is not counted.
-    for i in 0..=n {
-        let request = http.post(&url).header("content-type", "application/json");
-        let sent = Instant::now();
-        request
-            .body(body.clone())
-            .send()
-            .await?
-            .error_for_status()?;
-        let arrival = sink.next(STEP_LIMIT).await?;
-        if i > 0 {
-            samples.push(arrival.at.saturating_duration_since(sent));
-        }
+/// The ceiling's client: POSTs to the sink over a pooled connection, as the server's sender
+/// makes them, each timed from the call to its arrival. Its samples are taken between the
+/// releases', so both meet the same machine.
+struct Plain {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Plain {
+    /// Opens the connection with a first POST, which is not counted.
+    async fn open(sink: &mut Sink) -> anyhow::Result<Plain> {
+        let plain = Plain {
+            http: reqwest::Client::new(),
+            url: sink.url("/plain"),
+        };
+        plain.post(sink, Bytes::from_static(b"{}")).await?;
+        Ok(plain)
     }
-    Ok(Distribution::new(samples))
+
+    async fn post(&self, sink: &mut Sink, body: Bytes) -> anyhow::Result<Duration> {
+        let request = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json");
+        let sent = Instant::now();
+        request.body(body).send().await?.error_for_status()?;
+        let arrival = sink.next(STEP_LIMIT).await?;
+        Ok(arrival.at.saturating_duration_since(sent))
+    }
 }
 
 fn millis(d: Duration) -> f64 {
