@@ -78,7 +78,10 @@ impl Sender {
                 .redirect(reqwest::redirect::Policy::none())
                 // A proxy would connect on our behalf to addresses we never checked.
                 .no_proxy()
-                .pool_idle_timeout(Duration::from_secs(30))
+                // Every attempt opens its own connection. A pooled one may have been closed by
+                // the endpoint (keep-alive ran out) just as it is reused, and the attempt would
+                // fail for nothing; a handshake per attempt is cheap at webhook volumes.
+                .pool_max_idle_per_host(0)
         })?;
         Ok(Sender {
             clients: Arc::new(clients),

@@ -8,7 +8,7 @@
 mod certificates;
 mod endpoint;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
@@ -274,6 +274,32 @@ pub async fn redirects_301_302_and_307_are_never_followed() {
     assert!(target.arrivals().is_empty(), "a redirect was followed");
 }
 
+pub async fn a_connection_the_endpoint_stopped_keeping_alive_never_fails_the_next_attempt() {
+    let app = TestApp::spawn().await;
+    let endpoint = Endpoint::start(Misbehaviour::OneAnswerPerConnection).await;
+    app.instance("shop", json!([])).await;
+    let events = json!([{"event": "before_release"}, {"event": "before_release_complete"},
+        {"event": "after_release"}]);
+    let settings = json!({"timeout_seconds": DEADLINE, "retry_schedule": "1h"});
+    app.webhook(&endpoint.url("/"), events, settings).await;
+
+    let release = app.start_release("shop", "v1").await;
+    let id = release["id"].as_str().unwrap();
+    app.wait_stage(id, "closed").await;
+    let deliveries = app.get(&format!("/api/v1/releases/{id}/deliveries")).await;
+
+    for delivery in deliveries["items"].as_array().unwrap() {
+        let attempt = &delivery["attempt_log"][0];
+        assert_eq!(attempt["status_code"], 200, "{attempt}");
+    }
+    assert_eq!(endpoint.arrivals().len(), 3);
+    assert_eq!(
+        endpoint.refused_on_reuse(),
+        0,
+        "an attempt reused a spent connection"
+    );
+}
+
 pub async fn a_self_signed_certificate_fails_as_tls() {
     let app = TestApp::spawn().await;
     let presented = certificates::self_signed();
@@ -345,20 +371,16 @@ pub async fn a_ca_certificate_that_does_not_parse_is_a_422_naming_the_field() {
     assert_eq!(cleared["ca_certificate"], Value::Null);
 }
 
-/// How long after a 429 with `Retry-After: value` the next attempt came, on a webhook whose
-/// own schedule would retry after about a second.
-async fn gap_after_429(value: &str) -> Duration {
+/// When the first two attempts reached an endpoint that answers 429 with
+/// `Retry-After: value`, on a webhook whose own schedule would retry after about a second.
+async fn attempts_after_429(value: &str) -> [Instant; 2] {
     let app = TestApp::spawn().await;
     let extra = format!("Retry-After: {value}\r\n");
     let busy = Endpoint::start(Misbehaviour::Status(429, extra)).await;
     app.instance("shop", json!([])).await;
     let settings = json!({"timeout_seconds": DEADLINE, "retry_schedule": "1s,8s"});
-    app.webhook(
-        &busy.url("/"),
-        json!([{"event": "before_release"}]),
-        settings,
-    )
-    .await;
+    let events = json!([{"event": "before_release"}]);
+    app.webhook(&busy.url("/"), events, settings).await;
 
     app.start_release("shop", "v1").await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -368,26 +390,34 @@ async fn gap_after_429(value: &str) -> Duration {
     }
     assert_still_serving(&app).await;
     let arrivals = busy.arrivals();
-    arrivals[1] - arrivals[0]
+    [arrivals[0], arrivals[1]]
 }
 
 pub async fn a_429_with_retry_after_in_seconds_delays_the_next_attempt_at_least_as_asked() {
-    let gap = gap_after_429("3").await;
+    let [first, second] = attempts_after_429("3").await;
 
+    let gap = second - first;
     assert!(gap >= Duration::from_millis(2950), "retried after {gap:?}");
 }
 
 pub async fn a_429_with_retry_after_as_an_http_date_delays_the_next_attempt_until_then() {
-    let at = std::time::SystemTime::now() + Duration::from_secs(6);
+    let (wall, clock) = (SystemTime::now(), Instant::now());
+    let asked = wall + Duration::from_secs(6);
 
-    let gap = gap_after_429(&httpdate::fmt_http_date(at)).await;
+    let [_, second] = attempts_after_429(&httpdate::fmt_http_date(asked)).await;
 
-    // The date has whole seconds and the first attempt took a moment to come.
-    assert!(gap >= Duration::from_secs(4), "retried after {gap:?}");
+    // The date holds whole seconds, so it may name up to a second before `asked`.
+    let came = wall + (second - clock);
+    let early = asked.duration_since(came).unwrap_or_default();
+    assert!(
+        early <= Duration::from_secs(1),
+        "retried {early:?} before the date"
+    );
 }
 
 pub async fn a_429_with_a_malformed_retry_after_falls_back_to_the_schedule() {
-    let gap = gap_after_429("after lunch").await;
+    let [first, second] = attempts_after_429("after lunch").await;
 
+    let gap = second - first;
     assert!(gap < Duration::from_secs(6), "retried after {gap:?}");
 }

@@ -66,6 +66,7 @@ matrix! {
     hostile::header_lines_that_never_end_fail_without_growing_memory,
     hostile::an_http2_answer_with_a_stream_reset_fails_fast_as_connect,
     hostile::redirects_301_302_and_307_are_never_followed,
+    hostile::a_connection_the_endpoint_stopped_keeping_alive_never_fails_the_next_attempt,
     hostile::a_self_signed_certificate_fails_as_tls,
     hostile::an_expired_certificate_fails_as_tls_even_from_a_trusted_ca,
     hostile::a_webhooks_own_ca_certificate_lets_a_self_signed_endpoint_pass,

@@ -37,6 +37,9 @@ pub enum Misbehaviour {
     Redirect(u16, String),
     /// A status with these extra header lines, such as `Retry-After: 3`.
     Status(u16, String),
+    /// 200 on a connection kept alive, then a hang-up on the next request it carries, as a
+    /// server whose keep-alive ran out does.
+    OneAnswerPerConnection,
 }
 
 /// A running misbehaving endpoint.
@@ -46,6 +49,7 @@ pub struct Endpoint {
     arrivals: Arc<Mutex<Vec<Instant>>>,
     written: Arc<AtomicU64>,
     finished: Arc<AtomicU64>,
+    refused_on_reuse: Arc<AtomicU64>,
 }
 
 impl Endpoint {
@@ -67,6 +71,7 @@ impl Endpoint {
             arrivals: Arc::default(),
             written: Arc::default(),
             finished: Arc::default(),
+            refused_on_reuse: Arc::default(),
         };
         let accepting = endpoint.clone();
         tokio::spawn(async move {
@@ -120,6 +125,9 @@ impl Endpoint {
             return;
         }
         self.arrivals.lock().unwrap().push(Instant::now());
+        if matches!(how, Misbehaviour::OneAnswerPerConnection) {
+            return self.answer_once_then_hang_up(stream).await;
+        }
 
         let mut out = Counted {
             stream: &mut stream,
@@ -127,6 +135,22 @@ impl Endpoint {
         };
         let _ = answer(&mut out, how).await;
         self.finished.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn answer_once_then_hang_up<S: AsyncRead + AsyncWrite + Unpin>(&self, mut stream: S) {
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.flush().await;
+        self.finished.fetch_add(1, Ordering::SeqCst);
+
+        if read_request(&mut stream).await {
+            self.refused_on_reuse.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Requests that came on a connection already used, and were hung up on.
+    pub fn refused_on_reuse(&self) -> u64 {
+        self.refused_on_reuse.load(Ordering::SeqCst)
     }
 
     async fn serve_then_reset(self, mut stream: TcpStream) {
@@ -198,7 +222,9 @@ async fn answer<S: AsyncWrite + Unpin>(
         Misbehaviour::Http2Frames => http2_frames(out).await,
         Misbehaviour::Redirect(code, to) => simple(out, code, &format!("Location: {to}\r\n")).await,
         Misbehaviour::Status(code, extra) => simple(out, code, &extra).await,
-        Misbehaviour::ResetMidBody => unreachable!("answered before the request is read"),
+        Misbehaviour::ResetMidBody | Misbehaviour::OneAnswerPerConnection => {
+            unreachable!("answered by the connection's own handler")
+        }
     }
 }
 
