@@ -310,43 +310,47 @@ impl Audit {
 
     pub fn report(&self, kills: usize, seconds: u64) -> String {
         let c = &self.counts;
-        let mut text = String::new();
-        let _ = writeln!(
-            text,
-            "crash harness: {} releases ({} closed, {} failed on an abort), {kills} kills, {seconds}s",
+        let mut text = format!(
+            "crash harness: {} releases ({} closed, {} failed on an abort), {kills} kills, \
+             {seconds}s\n{c}  violations: {}\n",
             c.releases_closed + c.releases_failed,
             c.releases_closed,
-            c.releases_failed
+            c.releases_failed,
+            self.violations.len()
         );
-        let _ = writeln!(
-            text,
-            "  deliveries: {} ({} cancelled with their failed release), {} requests; repeats: {} \
-             after a failed answer, {} across a kill",
-            c.deliveries,
-            c.cancelled_with_their_release,
-            c.requests,
-            c.repeats_after_a_failure,
-            c.repeats_after_a_kill
-        );
-        let _ = writeln!(
-            text,
-            "  attempts: {} recorded, {} cut off by a kill; {} attempt lines in the action logs",
-            c.attempts_recorded, c.attempts_lost_to_kills, c.attempt_log_lines
-        );
-        let _ = writeln!(
-            text,
-            "  locks: {} released to continue, {} aborted; receiver log lines: {} of {} found, \
-             {} written twice after a lost answer",
-            c.locks_continued,
-            c.locks_aborted,
-            c.receiver_lines_found,
-            c.receiver_lines,
-            c.receiver_lines_twice
-        );
-        let _ = writeln!(text, "  violations: {}", self.violations.len());
         for violation in &self.violations {
             let _ = writeln!(text, "    {violation}");
         }
         text
+    }
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "  deliveries: {} ({} cancelled with their failed release), {} requests; repeats: {} \
+             after a failed answer, {} across a kill",
+            self.deliveries,
+            self.cancelled_with_their_release,
+            self.requests,
+            self.repeats_after_a_failure,
+            self.repeats_after_a_kill
+        )?;
+        writeln!(
+            f,
+            "  attempts: {} recorded, {} cut off by a kill; {} attempt lines in the action logs",
+            self.attempts_recorded, self.attempts_lost_to_kills, self.attempt_log_lines
+        )?;
+        writeln!(
+            f,
+            "  locks: {} released to continue, {} aborted; receiver log lines: {} of {} found, \
+             {} written twice after a lost answer",
+            self.locks_continued,
+            self.locks_aborted,
+            self.receiver_lines_found,
+            self.receiver_lines,
+            self.receiver_lines_twice
+        )
     }
 }
