@@ -80,16 +80,22 @@ pub struct Report {
     /// The binary measured, with its version and build profile.
     pub lockstep: String,
     pub clients: usize,
+    /// The one-minute load average when the run started and when it ended.
+    pub load: (Option<f64>, Option<f64>),
     pub rows: Vec<Row>,
 }
 
 impl Report {
     pub fn table(&self) -> String {
+        let load = |l: Option<f64>| l.map_or("?".into(), |l| format!("{l:.2}"));
         let mut out = format!(
-            "Lockstep benchmarks, {} mode: {}\nMachine: {}; {} concurrent API clients\n\n",
+            "Lockstep benchmarks, {} mode: {}\nMachine: {}; load average {} at the start, {} at \
+             the end; {} concurrent API clients\n\n",
             self.mode,
             self.lockstep,
             self.machine.summary(),
+            load(self.load.0),
+            load(self.load.1),
             self.clients
         );
         out.push_str("| # | figure | backend | Lockstep | ceiling | ÷ ceiling | ceiling is |\n");
@@ -107,6 +113,7 @@ impl Report {
             "lockstep": self.lockstep,
             "machine": self.machine.json(),
             "clients": self.clients,
+            "load_average": {"start": self.load.0, "end": self.load.1},
             "rows": rows,
         })
     }

@@ -9,7 +9,7 @@ use anyhow::{bail, ensure, Context};
 use rand::Rng;
 
 use crate::figures::{self, fan_out, footprint, resume, Bench};
-use crate::machine::Machine;
+use crate::machine::{self, Machine};
 use crate::options::{BackendChoice, Options};
 use crate::report::{Report, Row};
 use crate::scratch::{self, Backend, Scratch};
@@ -26,6 +26,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         admin_token: format!("lsk_bench_{:032x}", rand::rng().random::<u128>()),
     };
 
+    let load_at_start = machine::load_average();
     let measured = measure(&bench, &backends).await;
     let Bench { scratch, sizes, .. } = bench;
     scratch.clean(options.keep).await;
@@ -34,6 +35,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         mode: sizes.mode,
         lockstep,
         clients: options.clients,
+        load: (load_at_start, machine::load_average()),
         rows: measured?,
     };
     if options.json {
