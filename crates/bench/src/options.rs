@@ -30,6 +30,9 @@ pub struct Options {
     /// The `lockstep` binary to measure [default: the one next to this binary]
     #[arg(long)]
     pub lockstep_bin: Option<PathBuf>,
+    /// Only these figures, e.g. `--figures 2,4`; 2 and 3 run together, as do 4 and 5 [default: all]
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=6))]
+    pub figures: Vec<u8>,
     /// Keep the databases and server logs, and say where they are, instead of removing them
     #[arg(long)]
     pub keep: bool,
@@ -66,6 +69,11 @@ pub struct Sizes {
 }
 
 impl Options {
+    /// Whether figure `n` is to run.
+    pub fn wants(&self, n: u8) -> bool {
+        self.figures.is_empty() || self.figures.contains(&n)
+    }
+
     pub fn sizes(&self) -> Sizes {
         if self.short {
             return Sizes {

@@ -27,7 +27,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     };
 
     let load_at_start = machine::load_average();
-    let measured = measure(&bench, &backends).await;
+    let measured = measure(&bench, &options, &backends).await;
     let Bench { scratch, sizes, .. } = bench;
     scratch.clean(options.keep).await;
     let report = Report {
@@ -46,38 +46,51 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every figure, figure by figure and backend by backend, so the rows come out in order.
-async fn measure(bench: &Bench, backends: &[Backend]) -> anyhow::Result<Vec<Row>> {
+/// Every figure asked for, figure by figure and backend by backend, so the rows come out in
+/// order.
+async fn measure(
+    bench: &Bench,
+    options: &Options,
+    backends: &[Backend],
+) -> anyhow::Result<Vec<Row>> {
     let started = Instant::now();
     let progress = |what: &str, backend: &str| {
         let at = started.elapsed().as_secs();
         eprintln!("lockstep-bench: [{at:>4} s] {what} on {backend}");
     };
     let mut rows = Vec::new();
-    for &backend in backends {
+    for &backend in backends.iter().filter(|_| options.wants(1)) {
         progress("figure 1, fan-out", backend.name());
         rows.extend(fan_out::measure(bench, backend).await?);
     }
-    for &backend in backends {
+    for &backend in backends
+        .iter()
+        .filter(|_| options.wants(2) || options.wants(3))
+    {
         progress(
             "figures 2 and 3, lock-to-resume and event overhead",
             backend.name(),
         );
         rows.extend(resume::measure(bench, backend).await?);
     }
-    if backends.contains(&Backend::Postgres) {
+    if backends.contains(&Backend::Postgres) && options.wants(2) {
         progress("figure 2, lock-to-resume", "two PostgreSQL nodes");
         rows.extend(resume::measure_across_nodes(bench).await?);
     }
-    for &backend in backends {
+    for &backend in backends
+        .iter()
+        .filter(|_| options.wants(4) || options.wants(5))
+    {
         progress("figures 4 and 5, parked releases and API", backend.name());
         rows.extend(figures::parked_then_api(bench, backend).await?);
     }
-    for &backend in backends {
+    for &backend in backends.iter().filter(|_| options.wants(6)) {
         progress("figure 6, footprint", backend.name());
         rows.extend(footprint::measure(bench, backend).await?);
     }
-    rows.push(footprint::binary_size(&bench.bin)?);
+    if options.wants(6) {
+        rows.push(footprint::binary_size(&bench.bin)?);
+    }
     progress("done", "all backends");
     Ok(rows)
 }
