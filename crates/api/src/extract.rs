@@ -4,7 +4,9 @@ use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use lockstep_core::Invalid;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::ApiError;
 
@@ -45,18 +47,47 @@ async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
     })
 }
 
-/// Parses JSON, reporting the path of the field that failed (`events[1].event`).
+/// Parses JSON, reporting the path of the field that failed (`events[1].event`). Text with
+/// a NUL character is refused here, naming its field: no database stores it.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::malformed(format!("invalid JSON body: {err}"), None))?;
+    if let Some(field) = nul_in(&value, "") {
+        let field = if field.is_empty() {
+            "body".to_owned()
+        } else {
+            field
+        };
+        return Err(Invalid::new(field, "must not contain the NUL character").into());
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let field = (path != ".").then_some(path);
         ApiError::malformed(format!("invalid JSON body: {}", err.inner()), field)
-    })?;
-    deserializer
-        .end()
-        .map_err(|err| ApiError::malformed(format!("invalid JSON body: {err}"), None))?;
-    Ok(value)
+    })
+}
+
+/// The path of the first string (or object key) holding U+0000.
+fn nul_in(value: &Value, path: &str) -> Option<String> {
+    match value {
+        Value::String(text) => text.contains('\0').then(|| path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_in(item, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let here = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if key.contains('\0') {
+                return Some(here);
+            }
+            nul_in(item, &here)
+        }),
+        _ => None,
+    }
 }
 
 /// Query parameters parsed into `T`, with errors in the API's shape.

@@ -66,6 +66,13 @@ impl From<sqlx::Error> for StoreError {
             if db.is_unique_violation() {
                 return StoreError::Conflict("a resource with that id already exists".into());
             }
+            // PostgreSQL refuses text it cannot store (a NUL character), as a client error.
+            if db.code().as_deref() == Some("22021") {
+                return StoreError::Invalid(Invalid::new(
+                    "text",
+                    "must not contain the NUL character",
+                ));
+            }
         }
         StoreError::Database(err)
     }

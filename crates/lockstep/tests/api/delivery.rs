@@ -107,21 +107,30 @@ pub async fn a_webhook_that_only_fails_for_long_enough_is_disabled() {
         )
         .await;
 
-    let release = app.start_release("shop", "v1").await;
-    wait_attempts(&app, release["id"].as_str().unwrap(), 2).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let webhook = app
-        .get(&format!(
-            "/api/v1/webhooks/{}",
-            hook["id"].as_str().unwrap()
-        ))
-        .await;
+    app.start_release("shop", "v1").await;
+    let path = format!("/api/v1/webhooks/{}", hook["id"].as_str().unwrap());
+    let mut webhook = app.get(&path).await;
+    for _ in 0..200 {
+        if webhook["enabled"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        webhook = app.get(&path).await;
+    }
+    let sent = receiver.requests().len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
 
-    assert_eq!(webhook["enabled"], false);
+    assert_eq!(webhook["enabled"], false, "{webhook}");
     assert!(webhook["disabled_reason"]
         .as_str()
         .unwrap()
         .contains("every attempt failed"));
+    assert!(sent >= 2, "it failed for a second before it was disabled");
+    assert_eq!(
+        receiver.requests().len(),
+        sent,
+        "a disabled webhook's retries stop"
+    );
 }
 
 pub async fn an_expired_lock_applies_its_default_outcome_and_a_late_release_is_409() {

@@ -241,3 +241,18 @@ pub async fn json_nested_too_deep_is_refused_with_a_400() {
     assert_eq!(status, 400);
     assert_eq!(answer["error"]["code"], "malformed_request");
 }
+
+pub async fn a_nul_character_in_any_text_is_a_422_naming_the_field() {
+    let app = TestApp::spawn().await;
+
+    let body = json!({"name": "a\u{0}b", "scopes": ["read"]});
+    let (status, answer) = app
+        .call("POST", "/api/v1/tokens", &app.admin, Some(body))
+        .await;
+    let path = "/api/v1/instances/a%00b";
+    let (lookup, _) = app.call("GET", path, &app.admin, None).await;
+
+    assert_eq!(status, 422);
+    assert_eq!(answer["error"]["field"], "name");
+    assert!(lookup.is_client_error(), "{lookup}");
+}

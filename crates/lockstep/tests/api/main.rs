@@ -43,6 +43,7 @@ macro_rules! matrix {
 }
 
 matrix! {
+    fuzz::a_nul_character_in_any_text_is_a_422_naming_the_field,
     security::a_loopback_target_is_refused_when_saved_and_again_when_sent,
     security::an_operator_cancels_a_waiting_release_right_after_a_restart,
     security::custom_headers_are_sent_collisions_refused_and_credentials_shown_redacted,
