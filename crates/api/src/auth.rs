@@ -92,13 +92,16 @@ impl FromRequestParts<AppState> for Caller {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip());
-        if let Some(wait) = ip.and_then(|ip| state.throttle.wait(ip)) {
+        let caller = authenticate(parts, state).await;
+        let (Err(ApiError::Unauthenticated), Some(ip)) = (&caller, ip) else {
+            return caller;
+        };
+        // A valid token always gets through, so clients behind one proxy address are never
+        // shut out by another's mistakes; only the failures are held back.
+        if let Some(wait) = state.throttle.wait(ip) {
             return Err(ApiError::TooManyRequests(wait.as_secs().max(1)));
         }
-        let caller = authenticate(parts, state).await;
-        if let (Err(ApiError::Unauthenticated), Some(ip)) = (&caller, ip) {
-            state.throttle.failed(ip);
-        }
+        state.throttle.failed(ip);
         caller
     }
 }

@@ -53,6 +53,7 @@ fn waiting_view(event: &str, item: &GateItem) -> Value {
         "url": item.url,
         "lock": item.lock_id,
         "attempts": item.attempts,
+        "delivery_status": item.status,
         "since": time(item.since),
     })
 }
@@ -60,6 +61,12 @@ fn waiting_view(event: &str, item: &GateItem) -> Value {
 /// A release with what it waits on, if it waits at a gate.
 pub async fn view(store: &Store, release: &Release) -> Result<Value, StoreError> {
     let mut waiting = Vec::new();
+    if release.stage == lockstep_core::Stage::Queued {
+        let head = store.head_of_queue(&release.instance_id).await?;
+        if let Some(head) = head.filter(|h| *h != release.id) {
+            waiting.push(json!({"on": "release", "release": head}));
+        }
+    }
     if let Some(event) = release.stage.event() {
         for item in store.gate(&release.id, event).await? {
             if item.pending() {

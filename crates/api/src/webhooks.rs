@@ -359,6 +359,10 @@ pub async fn update(
             None => current.headers.clone(),
         },
     };
+    if current.enabled && !fields.enabled {
+        let reason = format!("was disabled by {}", caller.actor());
+        wake_all(&state, store.stand_down_webhook(&id, &reason).await?);
+    }
     Ok(axum::Json(view(&store.update_webhook(&id, &fields).await?)))
 }
 
@@ -368,7 +372,11 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(&[Scope::Admin])?;
-    state.engine.store().delete_webhook(&id).await?;
+    let store = state.engine.store();
+    store.webhook(&id).await?;
+    let reason = format!("was deleted by {}", caller.actor());
+    wake_all(&state, store.stand_down_webhook(&id, &reason).await?);
+    store.delete_webhook(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -555,4 +563,11 @@ fn looks_like_credential(name: &str, value: &str) -> bool {
         || schemes
             .iter()
             .any(|s| value.to_ascii_lowercase().starts_with(s))
+}
+
+/// Wakes the releases whose locks a webhook's standing down settled.
+fn wake_all(state: &AppState, releases: Vec<String>) {
+    for release in releases {
+        state.engine.wake(&release);
+    }
 }

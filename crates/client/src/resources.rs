@@ -164,6 +164,10 @@ pub struct Waiting {
     pub lock: Option<String>,
     pub attempts: i64,
     pub since: String,
+    /// `pending`, `succeeded`, `failed` (no attempt left) or `cancelled`.
+    pub delivery_status: String,
+    /// For `on: release`: the release of the same instance this one is queued behind.
+    pub release: Option<String>,
 }
 
 /// How a lock is released: let the release go on, or fail it.

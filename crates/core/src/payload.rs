@@ -73,6 +73,25 @@ pub fn redacted(body: &[u8]) -> Value {
     value
 }
 
+/// Hides the body's secret and lock token wherever they appear in `text`, such as a
+/// response from an endpoint that echoes what it was sent.
+pub fn redact_in(body: &[u8], text: &str) -> String {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return text.to_owned();
+    };
+    let mut text = text.to_owned();
+    for key in ["secret", "lock"] {
+        if let Some(hidden) = value
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            text = text.replace(hidden, "[redacted]");
+        }
+    }
+    text
+}
+
 /// The shared secret carried in a stored body, for the `X-MDOQ-Secret` header.
 pub fn secret_of(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;

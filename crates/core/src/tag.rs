@@ -40,6 +40,10 @@ fn rule_broken(name: &str) -> Option<&'static str> {
     if name.len() > MAX_LEN {
         return Some("it is longer than 255 bytes");
     }
+    // An option, not a name, to whatever command a step hands the tag to.
+    if name.starts_with('-') {
+        return Some("it starts with '-'");
+    }
     if name == "@" {
         return Some("it is the single character @");
     }
@@ -85,6 +89,8 @@ mod tests {
         let bad = [
             "",
             "@",
+            "-v1",
+            "--upload-pack=touch",
             "v1; rm -rf /",
             "v1..2",
             "v1@{0}",

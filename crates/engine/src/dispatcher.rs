@@ -10,7 +10,7 @@ use std::time::Duration;
 use rand::Rng;
 use tracing::{info, warn, Instrument};
 
-use lockstep_core::payload::secret_of;
+use lockstep_core::payload::{redact_in, secret_of};
 use lockstep_core::retry::Schedule;
 use lockstep_core::time::now_ms;
 use lockstep_store::deliveries::{AfterAttempt, Attempt, Delivery};
@@ -114,7 +114,7 @@ async fn attempt(engine: &Engine, delivery: &Delivery) -> anyhow::Result<()> {
             .unwrap_or_default(),
     };
     let started_at = now_ms();
-    let answer = engine.inner.sender.send(out).await;
+    let answer = redacted(engine.inner.sender.send(out).await, &delivery.body);
     let outcome = answer.failure.map_or("success", Failure::as_str);
     engine
         .metrics()
@@ -202,6 +202,17 @@ pub(crate) async fn signing_keys(
         .into_iter()
         .map(lockstep_core::signature::key_bytes);
     Ok(bytes.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The answer with the delivery's secret and lock token hidden wherever the endpoint
+/// echoed them, before anything of it is stored or logged.
+fn redacted(answer: Answer, body: &[u8]) -> Answer {
+    Answer {
+        error: answer.error.as_deref().map(|e| redact_in(body, e)),
+        location: answer.location.as_deref().map(|l| redact_in(body, l)),
+        body: redact_in(body, &answer.body),
+        ..answer
+    }
 }
 
 /// What follows an attempt: done, another try at a time, or no more tries.

@@ -289,11 +289,16 @@ impl Store {
         .bind(flag(attempt.response_truncated))
         .execute(&mut *tx)
         .await?;
-        // A delivery cancelled while its attempt was in flight stays cancelled.
+        // A delivery cancelled while its attempt was in flight stays cancelled; one whose
+        // redelivery was asked for meanwhile (its due time moved past the one claimed) keeps
+        // that request.
         sqlx::query(
             "UPDATE deliveries SET attempts = $1, first_attempt_done = 1,
-                 status = CASE WHEN status = 'cancelled' THEN status ELSE $2 END,
-                 next_attempt_at = $3, claimed_by = NULL, claim_until = NULL, updated_at = $4
+                 status = CASE WHEN status = 'cancelled' THEN status
+                               WHEN next_attempt_at > $6 THEN 'pending' ELSE $2 END,
+                 next_attempt_at = CASE WHEN status <> 'cancelled' AND next_attempt_at > $6
+                                        THEN next_attempt_at ELSE $3 END,
+                 claimed_by = NULL, claim_until = NULL, updated_at = $4
              WHERE id = $5",
         )
         .bind(number)
@@ -301,6 +306,7 @@ impl Store {
         .bind(next)
         .bind(now)
         .bind(&delivery.id)
+        .bind(delivery.next_attempt_at.unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
         let entry = NewEntry {

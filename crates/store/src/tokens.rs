@@ -100,7 +100,17 @@ impl Store {
         Ok(Page::from_rows(items, limit, |t| t.id.clone()))
     }
 
+    /// Revokes a token, unless it is the last live admin token: without one, nobody could
+    /// ever manage tokens again.
     pub async fn revoke_token(&self, id: &str) -> Result<()> {
+        let token = self.token(id).await?;
+        let is_admin = token.scopes.iter().any(|s| s == "admin");
+        if is_admin && token.revoked_at.is_none() && self.live_admin_count().await? <= 1 {
+            return Err(StoreError::Conflict(
+                "this is the last admin token; create another admin token before revoking it"
+                    .into(),
+            ));
+        }
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
@@ -112,6 +122,18 @@ impl Store {
             self.token(id).await?;
         }
         Ok(())
+    }
+
+    async fn live_admin_count(&self) -> Result<i64> {
+        let rows = sqlx::query("SELECT scopes FROM api_tokens WHERE revoked_at IS NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut count = 0;
+        for row in &rows {
+            let scopes: String = row.try_get("scopes")?;
+            count += i64::from(scopes.split(',').any(|s| s == "admin"));
+        }
+        Ok(count)
     }
 
     /// How many tokens exist at all; zero means a fresh database that needs an admin token.

@@ -279,50 +279,20 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(None);
         }
-        let held = sqlx::query(
-            "SELECT l.id, l.release_id, l.log_entry FROM locks l
-             WHERE l.webhook_id = $1 AND l.status = 'open'",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = $1
-             WHERE webhook_id = $2 AND status = 'pending'",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let mut releases = Vec::new();
-        for row in &held {
-            let lock_id: String = row.try_get("id")?;
-            let release_id: String = row.try_get("release_id")?;
-            sqlx::query(
-                "UPDATE locks SET status = 'cancelled', released_at = $1, released_by = 'lockstep',
-                     message = $2
-                 WHERE id = $3 AND status = 'open'",
-            )
-            .bind(now)
-            .bind(format!("webhook disabled: {reason}"))
-            .bind(&lock_id)
-            .execute(&mut *tx)
-            .await?;
-            let entry = crate::logs::NewEntry {
-                release_id: Some(&release_id),
-                parent_id: row.try_get("log_entry")?,
-                kind: "lock",
-                status: "warning",
-                message: format!(
-                    "webhook {id} disabled ({reason}); the gate no longer waits on lock {lock_id}"
-                ),
-                actor: Some("lockstep"),
-            };
-            crate::logs::append_in(&mut tx, &entry).await?;
-            releases.push(release_id);
-        }
+        let why = format!("was disabled ({reason})");
+        let releases = stand_down(&mut tx, id, &why, now).await?;
         tx.commit().await?;
         Ok(Some(releases))
+    }
+
+    /// Stops what a webhook being switched off or deleted holds: its pending deliveries are
+    /// cancelled and its open locks settled as cancelled, logged with `reason`. Returns the
+    /// releases those locks held, which need waking.
+    pub async fn stand_down_webhook(&self, id: &str, reason: &str) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let releases = stand_down(&mut tx, id, reason, now_ms()).await?;
+        tx.commit().await?;
+        Ok(releases)
     }
 
     /// Keeps track of a webhook's run of failures. A success ends it; a failure starts it,
@@ -376,4 +346,52 @@ impl Store {
         }
         Ok(())
     }
+}
+
+async fn stand_down(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<String>> {
+    let held = sqlx::query(
+        "SELECT id, release_id, log_entry FROM locks WHERE webhook_id = $1 AND status = 'open'",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = $1
+         WHERE webhook_id = $2 AND status = 'pending'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    let mut releases = Vec::new();
+    for row in &held {
+        let lock_id: String = row.try_get("id")?;
+        let release_id: String = row.try_get("release_id")?;
+        sqlx::query(
+            "UPDATE locks SET status = 'cancelled', released_at = $1, released_by = 'lockstep',
+                 message = $2
+             WHERE id = $3 AND status = 'open'",
+        )
+        .bind(now)
+        .bind(format!("webhook {id}: {reason}"))
+        .bind(&lock_id)
+        .execute(&mut **tx)
+        .await?;
+        let entry = crate::logs::NewEntry {
+            release_id: Some(&release_id),
+            parent_id: row.try_get("log_entry")?,
+            kind: "lock",
+            status: "warning",
+            message: format!("webhook {id} {reason}; the gate no longer waits on lock {lock_id}"),
+            actor: Some("lockstep"),
+        };
+        crate::logs::append_in(tx, &entry).await?;
+        releases.push(release_id);
+    }
+    Ok(releases)
 }

@@ -216,6 +216,9 @@ pub fn status_text(release: &Release) -> String {
         };
         return format!("{stage}: {}{step} for {since}", release.state);
     };
+    if let Some(ahead) = first.release.as_deref().filter(|_| first.on == "release") {
+        return format!("{stage}: behind release {ahead}");
+    }
     let waiting = &release.waiting_on;
     let locks = waiting.iter().filter(|w| w.lock.is_some()).count();
     let what = match (locks, waiting.len()) {
@@ -235,6 +238,9 @@ pub fn status_text(release: &Release) -> String {
 
 /// What one delivery holds the release on: its lock, or the first answer of its webhook.
 pub fn waiting_text(item: &Waiting) -> String {
+    if let Some(ahead) = item.release.as_deref().filter(|_| item.on == "release") {
+        return format!("queued behind release {ahead} of the same instance");
+    }
     let what = match &item.lock {
         Some(lock) => format!("lock {lock}"),
         None => "the first answer".to_owned(),
@@ -245,8 +251,12 @@ pub fn waiting_text(item: &Waiting) -> String {
         1 => ", 1 attempt".to_owned(),
         n => format!(", {n} attempts"),
     };
+    let stuck = match item.delivery_status.as_str() {
+        "failed" => "; its delivery ran out of attempts: release the lock by hand (lock force)",
+        _ => "",
+    };
     format!(
-        "waiting since {since} on {what} of webhook {} ({}{attempts})",
+        "waiting since {since} on {what} of webhook {} ({}{attempts}){stuck}",
         item.webhook, item.url
     )
 }

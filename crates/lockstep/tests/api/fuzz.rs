@@ -203,7 +203,7 @@ pub async fn mutated_bodies_never_get_a_5xx_on_any_writing_endpoint() {
     assert_eq!(health.status(), 200);
 }
 
-pub async fn repeated_bad_tokens_from_one_address_are_held_back_with_429() {
+pub async fn repeated_bad_tokens_from_one_address_are_held_back_but_valid_ones_pass() {
     let app = TestApp::spawn().await;
     let mut statuses = Vec::new();
     for n in 0..25 {
@@ -222,12 +222,11 @@ pub async fn repeated_bad_tokens_from_one_address_are_held_back_with_429() {
 
     assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
     assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
-    assert_eq!(
-        response.status(),
-        429,
-        "the address is held back whatever token it sends"
-    );
-    assert!(response.headers().get("retry-after").is_some());
+    assert_eq!(response.status(), 200, "a valid token is never held back");
+    let (status, _) = app
+        .call("GET", "/api/v1/releases", "lsk_one_more_guess", None)
+        .await;
+    assert_eq!(status, 429);
 }
 
 pub async fn json_nested_too_deep_is_refused_with_a_400() {
