@@ -306,7 +306,30 @@ mod tests {
             lock: lock.map(str::to_owned),
             attempts: 1,
             since: "2026-12-03T13:20:28Z".into(),
+            ..Waiting::default()
         }
+    }
+
+    #[test]
+    fn a_queued_release_names_the_release_ahead_of_it() {
+        let ahead = Waiting {
+            on: "release".into(),
+            release: Some("rel_ahead".into()),
+            ..Waiting::default()
+        };
+        assert_eq!(
+            waiting_text(&ahead),
+            "queued behind release rel_ahead of the same instance"
+        );
+    }
+
+    #[test]
+    fn a_lock_whose_delivery_ran_out_of_attempts_says_so() {
+        let stuck = Waiting {
+            delivery_status: "failed".into(),
+            ..waiting(Some("lck_1"))
+        };
+        assert!(waiting_text(&stuck).contains("ran out of attempts"));
     }
 
     #[test]
