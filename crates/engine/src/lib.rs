@@ -92,7 +92,10 @@ struct Inner {
     sender: sender::Sender,
     guard: guard::Guard,
     /// Releases whose step runs in this process, with the handle that stops it.
-    running_steps: Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>,
+    /// The handle says why the step is stopped, for its log.
+    running_steps: Mutex<HashMap<String, tokio::sync::oneshot::Sender<&'static str>>>,
+    /// Step tasks still winding up, so shutdown can wait for their last log lines.
+    step_tasks: std::sync::atomic::AtomicUsize,
     metrics: Metrics,
     shutdown: watch::Sender<bool>,
 }
@@ -116,6 +119,7 @@ impl Engine {
                 sender,
                 guard,
                 running_steps: Mutex::new(HashMap::new()),
+                step_tasks: Default::default(),
                 metrics: Metrics::default(),
                 shutdown: watch::channel(false).0,
             }),
@@ -184,6 +188,7 @@ impl Engine {
         self.inner.shutdown.send_replace(true);
         self.inner.dispatch.notify_one();
         self.inner.expiry.notify_one();
+        self.stop_all_steps().await;
         let all = self.inner.config.max_in_flight as u32;
         let drained = tokio::time::timeout(grace, self.inner.in_flight.acquire_many(all)).await;
         if drained.is_err() {
@@ -204,7 +209,26 @@ impl Engine {
             .ok()
             .and_then(|mut m| m.remove(release_id));
         if let Some(stop) = stop {
-            let _ = stop.send(());
+            let _ = stop.send("the release ended");
+        }
+    }
+
+    /// Stops every step running here, for shutdown: each is killed with its process group
+    /// and logged as interrupted, and runs again when its release resumes.
+    async fn stop_all_steps(&self) {
+        let stops: Vec<_> = match self.inner.running_steps.lock() {
+            Ok(mut running) => running.drain().map(|(_, stop)| stop).collect(),
+            Err(_) => return,
+        };
+        for stop in stops {
+            let _ = stop.send("the service is shutting down; it runs again on restart");
+        }
+        use std::sync::atomic::Ordering;
+        for _ in 0..100 {
+            if self.inner.step_tasks.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -39,6 +39,9 @@ pub(crate) async fn run_next(
     let Some(step) = instance.steps.get(index).cloned() else {
         return enter_event(engine, release, Stage::BeforeReleaseComplete).await;
     };
+    if engine.is_shutting_down() {
+        return Ok(super::runner::Outcome::Parked);
+    }
     let (stop_tx, stop_rx) = oneshot::channel();
     {
         let mut running = engine
@@ -53,6 +56,10 @@ pub(crate) async fn run_next(
     }
     let total = instance.steps.len();
     let (engine, release) = (engine.clone(), release.clone());
+    engine
+        .inner
+        .step_tasks
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let span = tracing::info_span!("step", release_id = release.id, step = step.name);
     tokio::spawn(
         async move {
@@ -63,6 +70,10 @@ pub(crate) async fn run_next(
             if let Err(err) = result {
                 tracing::warn!(error = format!("{err:#}"), "step could not be run");
             }
+            engine
+                .inner
+                .step_tasks
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             engine.wake(&release.id);
         }
         .instrument(span),
@@ -76,28 +87,38 @@ async fn run_step(
     step: &StepDef,
     index: usize,
     total: usize,
-    stop: oneshot::Receiver<()>,
+    stop: oneshot::Receiver<&'static str>,
 ) -> anyhow::Result<()> {
     let store = engine.store();
     let message = format!("step {}/{total} {:?} started", index + 1, step.name);
     let entry = NewEntry::under(&release.id, release.parent_log, "step", message);
     let step_log = store.append_log(&entry).await?;
     engine.changes().fire(&release.id);
+    if let Some(pid) = release.step_pid {
+        reap_leftover(engine, release, step_log, pid).await?;
+    }
     let started = Instant::now();
     let mut child = command(step, release)
         .spawn()
         .with_context(|| format!("starting step {:?}", step.name))?;
+    store
+        .set_step_pid(&release.id, child.id().map(i64::from))
+        .await?;
 
     let finished = tokio::select! {
-        status = log_until_exit(engine, release, step_log, &mut child) => Some(status?),
-        _ = stop => None,
+        status = log_until_exit(engine, release, step_log, &mut child) => Ok(status?),
+        why = stop => Err(why.unwrap_or("the release ended")),
     };
-    let Some(status) = finished else {
-        kill_group(&mut child).await;
-        let note = "step stopped: the release ended".to_owned();
-        let entry = NewEntry::under(&release.id, step_log, "step", note).status("error");
-        store.append_log(&entry).await?;
-        return Ok(());
+    store.set_step_pid(&release.id, None).await?;
+    let status = match finished {
+        Ok(status) => status,
+        Err(why) => {
+            kill_group(&mut child).await;
+            let note = format!("step stopped: {why}");
+            let entry = NewEntry::under(&release.id, step_log, "step", note).status("error");
+            store.append_log(&entry).await?;
+            return Ok(());
+        }
     };
 
     let seconds = started.elapsed().as_secs_f64();
@@ -156,6 +177,39 @@ async fn log_until_exit(
             .await?;
     }
     Ok(child.wait().await?)
+}
+
+/// A step that was running when the service died may still be running: its process group
+/// is killed before the step starts again, if it is still the one this release started
+/// (its environment names the release, so a reused process id is never touched).
+async fn reap_leftover(
+    engine: &Engine,
+    release: &Release,
+    step_log: i64,
+    pid: i64,
+) -> anyhow::Result<()> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    let marker = format!("LOCKSTEP_RELEASE_ID={}", release.id);
+    let alive = environ
+        .split(|b| *b == 0)
+        .any(|var| var == marker.as_bytes());
+    if alive {
+        let group = format!("-{pid}");
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status()
+            .await;
+    }
+    let note = match alive {
+        true => {
+            "the service stopped while this step ran; its leftover processes were killed \
+                 and the step runs again"
+        }
+        false => "the service stopped while this step ran; the step runs again",
+    };
+    let entry = NewEntry::under(&release.id, step_log, "step", note.to_owned()).status("warning");
+    engine.store().append_log(&entry).await?;
+    Ok(())
 }
 
 /// Kills the step and everything it started: it runs in a process group of its own.

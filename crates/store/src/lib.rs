@@ -26,7 +26,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 pub use lockstep_core::Invalid;
 
@@ -275,6 +275,11 @@ async fn open_sqlite(url: &str) -> Result<AnyPool> {
         format!("{url}?mode=rwc")
     };
     let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+    // A first connection tells at once whether another process holds the file; the pool
+    // would only retry until its timeout.
+    let mut probe = sqlx::AnyConnection::connect_with(&options).await?;
+    probe.execute(SQLITE_SETUP).await.map_err(held_elsewhere)?;
+    probe.close().await?;
     let pool = AnyPoolOptions::new()
         .max_connections(1)
         .min_connections(1)
@@ -283,17 +288,31 @@ async fn open_sqlite(url: &str) -> Result<AnyPool> {
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(|conn, _| {
             Box::pin(async move {
-                conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                )
-                .await?;
+                conn.execute(SQLITE_SETUP).await?;
                 Ok(())
             })
         })
         .connect_with(options)
         .await?;
     Ok(pool)
+}
+
+/// Exclusive locking keeps a second process off the file while this one runs (the write
+/// takes the lock at once); secure_delete overwrites what is deleted or replaced, such as
+/// secrets sealed after a key was configured.
+const SQLITE_SETUP: &str = "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; \
+    PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
+    PRAGMA busy_timeout = 2000; BEGIN IMMEDIATE; COMMIT;";
+
+fn held_elsewhere(err: sqlx::Error) -> StoreError {
+    if !err.to_string().contains("database is locked") {
+        return err.into();
+    }
+    StoreError::Invalid(Invalid::new(
+        "database_url",
+        "another process holds this SQLite file: one lockstep process owns a SQLite \
+         database (several nodes need PostgreSQL)",
+    ))
 }
 
 async fn open_postgres(url: &str) -> Result<AnyPool> {

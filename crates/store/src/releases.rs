@@ -21,6 +21,8 @@ pub struct Release {
     pub stage: Stage,
     pub parent_log: i64,
     pub step_index: i64,
+    /// The process group of a step started and not yet seen to end.
+    pub step_pid: Option<i64>,
     pub failure_reason: Option<String>,
     pub stage_since: i64,
     pub created_by: String,
@@ -65,7 +67,8 @@ pub enum Ending {
     Cancelled,
 }
 
-const COLUMNS: &str = "id, instance_id, tag, zero_downtime, stage, parent_log, step_index,
+const COLUMNS: &str =
+    "id, instance_id, tag, zero_downtime, stage, parent_log, step_index, step_pid,
     failure_reason, stage_since, created_by, created_at, updated_at, finished_at";
 
 const ACTIVE: &str = "stage NOT IN ('closed', 'failed', 'cancelled')";
@@ -80,6 +83,7 @@ fn from_row(row: &AnyRow) -> Result<Release> {
         stage: Stage::parse(&stage).unwrap_or(Stage::Failed),
         parent_log: row.try_get("parent_log")?,
         step_index: row.try_get("step_index")?,
+        step_pid: row.try_get("step_pid")?,
         failure_reason: row.try_get("failure_reason")?,
         stage_since: row.try_get("stage_since")?,
         created_by: row.try_get("created_by")?,
@@ -267,6 +271,16 @@ impl Store {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Records the process group of the step now running, or `None` once it has ended.
+    pub async fn set_step_pid(&self, id: &str, pid: Option<i64>) -> Result<()> {
+        sqlx::query("UPDATE releases SET step_pid = $1 WHERE id = $2")
+            .bind(pid)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Records that the release's next step is `index`.

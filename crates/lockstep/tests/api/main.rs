@@ -43,6 +43,8 @@ macro_rules! matrix {
 }
 
 matrix! {
+    restart::a_step_cut_short_by_a_kill_is_stopped_before_it_runs_again,
+    restart::sigterm_stops_a_running_step_and_the_restart_runs_it_again,
     fuzz::a_nul_character_in_any_text_is_a_422_naming_the_field,
     security::a_loopback_target_is_refused_when_saved_and_again_when_sent,
     security::an_operator_cancels_a_waiting_release_right_after_a_restart,

@@ -128,3 +128,71 @@ pub async fn sigterm_lets_the_attempt_in_flight_finish_and_exits_cleanly() {
     );
     assert_eq!(deliveries["items"][0]["attempt_log"][0]["status_code"], 200);
 }
+
+/// A step that notes its start and end in `file`, with a pause between.
+fn noting_step(file: &std::path::Path) -> serde_json::Value {
+    let run = format!(
+        "echo start >> {0}; sleep 2; echo end >> {0}",
+        file.display()
+    );
+    json!([{"name": "slow", "run": run}])
+}
+
+fn notes(file: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines().map(str::to_owned).collect()
+}
+
+pub async fn a_step_cut_short_by_a_kill_is_stopped_before_it_runs_again() {
+    let mut app = TestApp::spawn().await;
+    let file = std::env::temp_dir().join(format!("lockstep-notes-{}", rand::random::<u64>()));
+    app.instance("shop", noting_step(&file)).await;
+    let release = app.start_release("shop", "v1").await;
+    let id = release["id"].as_str().unwrap();
+    for _ in 0..200 {
+        if !notes(&file).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    app.kill();
+    app.start();
+    let closed = app.wait_stage(id, "closed").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let seen = notes(&file);
+    let _ = std::fs::remove_file(&file);
+
+    assert_eq!(
+        seen,
+        ["start", "start", "end"],
+        "the first run went on beside the second"
+    );
+    let log = crate::support::messages(&app.log(&closed).await);
+    crate::support::position(&log, "its leftover processes were killed");
+}
+
+pub async fn sigterm_stops_a_running_step_and_the_restart_runs_it_again() {
+    let mut app = TestApp::spawn().await;
+    let file = std::env::temp_dir().join(format!("lockstep-notes-{}", rand::random::<u64>()));
+    app.instance("shop", noting_step(&file)).await;
+    let release = app.start_release("shop", "v1").await;
+    let id = release["id"].as_str().unwrap();
+    for _ in 0..200 {
+        if !notes(&file).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let code = app.terminate().await;
+    app.start();
+    let closed = app.wait_stage(id, "closed").await;
+    let seen = notes(&file);
+    let _ = std::fs::remove_file(&file);
+
+    assert_eq!(code, Some(0));
+    assert_eq!(seen, ["start", "start", "end"]);
+    let log = crate::support::messages(&app.log(&closed).await);
+    crate::support::position(&log, "step stopped: the service is shutting down");
+}

@@ -53,8 +53,8 @@ pub async fn secrets_and_bodies_are_sealed_at_rest_and_need_their_key() {
     let body = receiver.wait_for(1, Duration::from_secs(10)).await[0].json();
     let lock = body["lock"].as_str().unwrap().to_owned();
 
-    let stored = stored_bytes(&app.db.url).await;
     app.kill();
+    let stored = stored_bytes(&app.db.url).await;
     app.extra_env
         .retain(|(k, _)| k != "LOCKSTEP_ENCRYPTION_KEY");
     let (no_key, no_key_log) = app.start_refused();
