@@ -33,8 +33,9 @@ pub struct Retry {
 
 impl Default for Retry {
     fn default() -> Self {
+        // Eleven tries wait about 36 s in all: long enough to ride out a restart.
         Retry {
-            attempts: 5,
+            attempts: 11,
             first_pause: Duration::from_millis(200),
         }
     }

@@ -46,7 +46,8 @@ impl Guard {
         }
         let kind = non_public_kind(ip)?;
         Some(format!(
-            "{ip} is a {kind} address, {BLOCKED}; allow its network with LOCKSTEP_ALLOW_NETWORKS"
+            "{ip} is {} {kind} address, {BLOCKED}; allow its network with LOCKSTEP_ALLOW_NETWORKS",
+            if kind.starts_with(['u']) { "an" } else { "a" }
         ))
     }
 

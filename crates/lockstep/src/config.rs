@@ -200,6 +200,10 @@ impl Config {
             .node_id
             .or(file.node_id)
             .unwrap_or_else(default_node_id);
+        let node_ok = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
+        if node_id.is_empty() || node_id.len() > 100 || !node_id.bytes().all(node_ok) {
+            bail!("node_id: must be 1 to 100 letters, digits, '-', '_' or '.'");
+        }
         Ok(Config {
             listen,
             database_url,

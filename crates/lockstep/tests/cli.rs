@@ -309,7 +309,14 @@ async fn a_missing_token_or_an_unreachable_server_is_said_plainly_in_one_line() 
 
     let no_token = server.run_as("", &["release", "list"]).await;
     let nowhere = server
-        .run(&["release", "list", "--server", "http://127.0.0.1:1"])
+        .run(&[
+            "release",
+            "list",
+            "--server",
+            "http://127.0.0.1:1",
+            "--retries",
+            "1",
+        ])
         .await;
     let wrong_token = server.run_as("lsk_wrong", &["release", "list"]).await;
 

@@ -199,11 +199,38 @@ impl Store {
                     .await?;
             }
         }
+        let bodies = sqlx::query("SELECT id, body FROM deliveries")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &bodies {
+            use sqlx::Row;
+            let id: String = row.try_get(0)?;
+            let body: Vec<u8> = row.try_get(1)?;
+            if body.starts_with(cipher::SEALED) {
+                continue;
+            }
+            sqlx::query("UPDATE deliveries SET body = $1 WHERE id = $2")
+                .bind(cipher.seal(&body))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("INSERT INTO settings (key, value) VALUES ('key_check', $1)")
             .bind(cipher.seal_text("lockstep"))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        if self.backend == Backend::Sqlite {
+            // Fold the write-ahead log into the file, so the old plaintext pages (zeroed by
+            // secure_delete) leave the log too.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        tracing::info!(
+            deliveries = bodies.len(),
+            "sealed the secrets, keys and delivery bodies stored before the key was set"
+        );
         Ok(())
     }
 

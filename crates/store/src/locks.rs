@@ -132,7 +132,9 @@ impl Store {
             ))),
             ("expired", settled) => Err(StoreError::Conflict(format!(
                 "lock expired at {} and its default outcome {:?} was applied",
-                lockstep_core::time::rfc3339(lock.released_at.unwrap_or_default()),
+                lockstep_core::time::rfc3339(
+                    lock.expires_at.or(lock.released_at).unwrap_or_default()
+                ),
                 settled.unwrap_or("continue")
             ))),
             _ => Err(StoreError::Conflict(
@@ -276,7 +278,7 @@ impl Store {
             parent_id: lock.log_entry,
             kind: "lock",
             status: "info",
-            message: format!("lock {} extended by {seconds}s", lock.id),
+            message: format!("lock {} now expires {seconds}s from now", lock.id),
             actor: Some(actor),
         };
         append_in(&mut tx, &entry).await?;

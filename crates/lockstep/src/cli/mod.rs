@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
-use lockstep_client::{Client, PageRequest};
+use lockstep_client::{Client, PageRequest, Retry};
 
 /// A followed release failed.
 pub const EXIT_RELEASE_FAILED: u8 = 3;
@@ -97,6 +97,9 @@ pub struct Connection {
     /// Print JSON for scripts instead of tables
     #[arg(long, global = true)]
     pub json: bool,
+    /// How many times to try again while the server cannot be reached (about 36 s for 10)
+    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retries: u32,
 }
 
 impl Connection {
@@ -104,7 +107,11 @@ impl Connection {
         let Some(token) = self.token.as_deref().filter(|t| !t.trim().is_empty()) else {
             bail!("no API token: pass --token or set LOCKSTEP_TOKEN");
         };
-        Ok(Client::new(&self.server, token.trim())?)
+        let retry = Retry {
+            attempts: self.retries + 1,
+            ..Retry::default()
+        };
+        Ok(Client::new(&self.server, token.trim())?.with_retry(retry))
     }
 }
 

@@ -196,7 +196,10 @@ pub async fn a_receiver_extends_the_lock_it_holds_and_then_releases_it() {
     assert!(extended["expires_at"].is_string());
     assert_eq!(still["state"], "waiting");
     assert_eq!(closed["state"], "succeeded");
-    position(&messages(&app.log(&closed).await), "extended by 60s");
+    position(
+        &messages(&app.log(&closed).await),
+        "now expires 60s from now",
+    );
 }
 
 pub async fn a_redelivery_sends_the_same_id_and_bytes_again() {
