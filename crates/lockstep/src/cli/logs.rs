@@ -100,7 +100,11 @@ impl LogTree {
             }
             _ => String::new(),
         };
-        format!("{time}  {indent}{mark} {}{actor}", entry.message)
+        let message = crate::cli::table::printable(&entry.message);
+        format!(
+            "{time}  {indent}{mark} {message}{}",
+            crate::cli::table::printable(&actor)
+        )
     }
 }
 

@@ -15,7 +15,7 @@ impl Table {
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(cells.iter().map(|c| printable(c)).collect());
     }
 
     /// The table as text, or `empty` when it has no rows.
@@ -55,12 +55,27 @@ impl Table {
     }
 }
 
+/// Text from the server as it may safely reach a terminal: control characters (escape
+/// sequences, carriage returns, line breaks) are shown as `\u{…}` instead of acting.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
 /// `Label:  value` lines, values aligned.
 pub fn print_fields(fields: &[(&str, String)]) {
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in fields {
         println!(
             "{key:<width$}  {value}",
+            value = printable(value),
             key = format!("{key}:"),
             width = width + 1
         );
@@ -85,6 +100,14 @@ mod tests {
             table.render("none"),
             "ID         NAME\nshop       Shop\ncafé-prod  Café\n"
         );
+    }
+
+    #[test]
+    fn control_characters_from_the_server_never_reach_the_terminal_raw() {
+        let shown = printable("\u{1b}[31mred\r\nfake line");
+        assert!(!shown.chars().any(char::is_control));
+        assert!(shown.contains("red") && shown.contains("fake line"));
+        assert_eq!(printable("plain ü 🚀"), "plain ü 🚀");
     }
 
     #[test]
