@@ -49,6 +49,7 @@ impl Application {
             lease_margin: config.lease_margin,
             disable_after: config.disable_after,
         };
+        warn_about_risky_settings(&config);
         let engine = Engine::start(store, engine_config).await?;
         Ok(Application {
             engine,
@@ -76,6 +77,23 @@ impl Application {
         self.engine.shutdown(self.config.shutdown_grace).await;
         info!("stopped");
         Ok(())
+    }
+}
+
+/// Settings that work but leave something open are said once at start.
+fn warn_about_risky_settings(config: &Config) {
+    if config.encryption_key.is_none() {
+        tracing::warn!(
+            "no LOCKSTEP_ENCRYPTION_KEY: webhook secrets and delivery bodies are stored in the clear"
+        );
+    }
+    for network in &config.allow_networks {
+        if network.ends_with("/0") {
+            tracing::warn!(
+                network,
+                "webhooks may reach every address, private ones included"
+            );
+        }
     }
 }
 

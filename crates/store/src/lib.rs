@@ -344,6 +344,12 @@ fn held_elsewhere(err: sqlx::Error) -> StoreError {
 
 async fn open_postgres(url: &str) -> Result<AnyPool> {
     let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+    // One connection first, so a wrong address or password is reported as itself rather
+    // than as the pool's timeout.
+    sqlx::AnyConnection::connect_with(&options)
+        .await?
+        .close()
+        .await?;
     let pool = AnyPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(30))
