@@ -28,6 +28,18 @@ pub struct Launch<'a> {
     pub log: PathBuf,
 }
 
+/// A server that ended before the bench stopped it: how, and the end of its log.
+#[derive(Debug)]
+pub struct Ended(String);
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Ended {}
+
 pub struct Server {
     pub base: String,
     pub pid: u32,
@@ -67,13 +79,34 @@ impl Server {
 
     /// Fails with the end of the server's log if it is no longer running.
     pub fn check_running(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "the server exited ({status}); its log:\n{}",
-                log_tail(&self.log)
-            );
+        let Some(status) = self.child.try_wait()? else {
+            return Ok(());
+        };
+        // Serve exits with success only after SIGTERM or Ctrl-C, which the bench never
+        // sends: another process stopped it.
+        let how = match status.success() {
+            true => "was shut down by a signal from another process".to_owned(),
+            false => format!("exited ({status})"),
+        };
+        let tail = log_tail(&self.log);
+        Err(Ended(format!("the server {how}; the end of its log:\n{tail}")).into())
+    }
+
+    /// Adds to `err`, if the server has ended meanwhile and `err` does not say so yet, how it
+    /// ended and its log's end: the likelier cause of the failure.
+    pub async fn explain(&mut self, err: anyhow::Error) -> anyhow::Error {
+        if err.downcast_ref::<Ended>().is_some() {
+            return err;
         }
-        Ok(())
+        // A server told to stop stops listening first and exits a moment later.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
+        match self.check_running() {
+            Ok(()) => err,
+            Err(ended) => match ended.downcast::<Ended>() {
+                Ok(ended) => err.context(ended),
+                Err(other) => err.context(format!("{other:#}")),
+            },
+        }
     }
 
     /// Kills the server; nothing it holds is needed afterwards.
@@ -98,6 +131,8 @@ fn command(launch: &Launch<'_>) -> anyhow::Result<Command> {
         .env("LOCKSTEP_ALLOW_NETWORKS", "127.0.0.0/8")
         .env("LOCKSTEP_NODE_ID", launch.node)
         .env("LOCKSTEP_MAX_IN_FLIGHT", IN_FLIGHT.to_string())
+        // Plain text in the log file, for the error messages that quote it.
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)

@@ -1,6 +1,6 @@
 //! Figure 1: releases fanning out to many non-locking webhooks, from the first start call to
 //! the last attempt stored, against the same bodies POSTed straight to the sink by a plain
-//! client with the server's concurrency.
+//! client with the server's concurrency (the server idle meanwhile).
 
 use std::time::{Duration, Instant};
 
@@ -18,9 +18,14 @@ use crate::sink::Sink;
 const SUCCEEDED: &str = "lockstep_deliveries_finished_total{outcome=\"succeeded\"}";
 
 pub async fn measure(bench: &Bench, backend: Backend) -> anyhow::Result<Vec<Row>> {
+    let mut session = Session::open(bench, backend, "bench-fan-out").await?;
+    let measured = measure_on(bench, &mut session).await;
+    session.finish(measured).await
+}
+
+async fn measure_on(bench: &Bench, session: &mut Session) -> anyhow::Result<Vec<Row>> {
     let (releases, webhooks) = (bench.sizes.fan_out_releases, bench.sizes.fan_out_webhooks);
     let deliveries = releases * webhooks * EVENTS.len();
-    let mut session = Session::open(bench, backend, "bench-fan-out").await?;
     let all_events: Vec<(&str, bool)> = EVENTS.iter().map(|e| (*e, false)).collect();
     for w in 0..webhooks {
         let url = session.sink.url(&format!("/hook-{w}"));
@@ -28,21 +33,21 @@ pub async fn measure(bench: &Bench, backend: Backend) -> anyhow::Result<Vec<Row>
     }
     let instances = session.instances("fan", releases, bench.clients).await?;
 
-    let (elapsed, bodies) = fan_out(&mut session, instances, deliveries, bench.clients).await?;
-    session.server.check_running()?;
-    let Session {
-        server, mut sink, ..
-    } = session;
-    server.stop().await;
+    let (elapsed, bodies) = fan_out(session, instances, deliveries, bench.clients).await?;
+    let ceiling = replay(&mut session.sink, bodies).await?;
 
-    let ceiling = replay(&mut sink, bodies).await?;
     let what = format!("fan-out: {releases} releases × {webhooks} webhooks × 3 events");
     let rate = |time: Duration| deliveries as f64 / time.as_secs_f64();
-    let row = Row::new(1, what, backend.name(), Unit::PerSecond, rate(elapsed)).against(
-        rate(ceiling),
-        format!("the same bodies POSTed to the sink by a plain client, {IN_FLIGHT} at once"),
+    let row = Row::new(
+        1,
+        what,
+        session.backend_name(),
+        Unit::PerSecond,
+        rate(elapsed),
     );
-    Ok(vec![row])
+    let ceiling_is =
+        format!("the same bodies POSTed to the sink by a plain client, {IN_FLIGHT} at once");
+    Ok(vec![row.against(rate(ceiling), ceiling_is)])
 }
 
 /// Starts every release and waits until the sink has every delivery and the server has
@@ -54,17 +59,9 @@ async fn fan_out(
     clients: usize,
 ) -> anyhow::Result<(Duration, Vec<Bytes>)> {
     let started = Instant::now();
-    let admin = session.admin.clone();
-    clients::each(instances, clients, move |instance| {
-        let admin = admin.clone();
-        async move { admin.start_release(&instance).await.map(drop) }
-    })
-    .await?;
+    session.start_releases(instances, clients).await?;
 
-    let arrivals = session
-        .sink
-        .collect(deliveries, limit_for(deliveries))
-        .await?;
+    let arrivals = session.arrivals(deliveries).await?;
     // Polled only now, and often: /metrics reads the database, and before the last request
     // arrived it would only compete with the work measured.
     let every = Duration::from_millis(5);

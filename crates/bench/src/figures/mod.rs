@@ -16,13 +16,15 @@ pub mod resume;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::ensure;
+
 use crate::api::Api;
 use crate::clients;
 use crate::options::Sizes;
 use crate::report::Row;
 use crate::scratch::{Backend, Database, Scratch};
 use crate::server::{Launch, Server};
-use crate::sink::Sink;
+use crate::sink::{Arrival, Sink};
 
 /// The three events of every release, in the order it fires them.
 pub const EVENTS: [&str; 3] = ["before_release", "before_release_complete", "after_release"];
@@ -99,20 +101,63 @@ impl Session {
         Ok(ids)
     }
 
+    /// The next `n` requests at the sink, checking every second that the server still runs,
+    /// so a server that died fails the figure at once rather than at the time limit.
+    pub async fn arrivals(&mut self, n: usize) -> anyhow::Result<Vec<Arrival>> {
+        let (limit, started) = (limit_for(n), std::time::Instant::now());
+        let mut arrived = Vec::with_capacity(n);
+        while arrived.len() < n {
+            self.server.check_running()?;
+            let got = arrived.len();
+            ensure!(
+                started.elapsed() < limit,
+                "the sink got {got} of {n} requests in {limit:?}"
+            );
+            let more = self.sink.take(n - got, Duration::from_secs(1)).await?;
+            arrived.extend(more);
+        }
+        Ok(arrived)
+    }
+
+    /// Starts a release on each instance, `clients` calls at once.
+    pub async fn start_releases(
+        &self,
+        instances: Vec<String>,
+        clients: usize,
+    ) -> anyhow::Result<()> {
+        let admin = self.admin.clone();
+        clients::each(instances, clients, move |instance| {
+            let admin = admin.clone();
+            async move { admin.start_release(&instance).await.map(drop) }
+        })
+        .await
+        .map(drop)
+    }
+
     pub fn backend_name(&self) -> &'static str {
         self.database.backend.name()
     }
 
-    pub async fn close(self) {
+    /// Stops the server. A failed measurement is told together with how the server ended,
+    /// if it ended before the bench stopped it.
+    pub async fn finish<T>(mut self, measured: anyhow::Result<T>) -> anyhow::Result<T> {
+        let measured = match measured {
+            Err(err) => Err(self.server.explain(err).await),
+            ok => ok,
+        };
         self.server.stop().await;
+        measured
     }
 }
 
 /// Figures 4 and 5 on one server: the parked releases, let go, leave logs to append to.
 pub async fn parked_then_api(bench: &Bench, backend: Backend) -> anyhow::Result<Vec<Row>> {
     let mut session = Session::open(bench, backend, "bench-parked").await?;
-    let parked = parked::measure(bench, &mut session).await?;
-    let appends = api_calls::measure(bench, &session, parked.parent_logs).await?;
-    session.close().await;
-    Ok(parked.rows.into_iter().chain(appends).collect())
+    let measured = async {
+        let parked = parked::measure(bench, &mut session).await?;
+        let appends = api_calls::measure(bench, &session, parked.parent_logs).await?;
+        Ok(parked.rows.into_iter().chain(appends).collect())
+    }
+    .await;
+    session.finish(measured).await
 }

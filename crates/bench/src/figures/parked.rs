@@ -125,14 +125,9 @@ async fn park_all(
     n: usize,
 ) -> anyhow::Result<(Vec<String>, Vec<i64>)> {
     let instances = session.instances("park", n, bench.clients).await?;
-    let admin = session.admin.clone();
-    clients::each(instances, bench.clients, move |instance| {
-        let admin = admin.clone();
-        async move { admin.start_release(&instance).await.map(drop) }
-    })
-    .await?;
+    session.start_releases(instances, bench.clients).await?;
 
-    let arrivals = session.sink.collect(n, limit_for(n)).await?;
+    let arrivals = session.arrivals(n).await?;
     session
         .admin
         .wait_metric(SUCCEEDED, n, POLL, limit_for(n))
@@ -149,8 +144,8 @@ async fn park_all(
     Ok((locks, parent_logs))
 }
 
-/// Releases every lock, `clients` calls at once; returns the time until the last call was
-/// answered and until the last release closed.
+/// Lets every release go; returns the time until the last call was answered and until the
+/// last release closed.
 async fn release_all(
     bench: &Bench,
     session: &Session,
@@ -158,12 +153,7 @@ async fn release_all(
 ) -> anyhow::Result<(Duration, Duration)> {
     let n = locks.len();
     let started = Instant::now();
-    let hook = session.hook.clone();
-    let calls = clients::each(locks, bench.clients, move |lock| {
-        let hook = hook.clone();
-        async move { hook.release_lock(&lock).await }
-    })
-    .await?;
+    let calls = release_each(bench, session, locks).await?;
     session
         .admin
         .wait_metric(CLOSED, n, POLL, limit_for(n))
@@ -174,6 +164,15 @@ async fn release_all(
 /// The ceiling: the same calls again, which the server answers as it did the first time
 /// without anything left to settle or resume.
 async fn replay(bench: &Bench, session: &Session, locks: Vec<String>) -> anyhow::Result<Duration> {
+    release_each(bench, session, locks).await
+}
+
+/// Releases each lock, `clients` calls at once, as the receivers holding them would.
+async fn release_each(
+    bench: &Bench,
+    session: &Session,
+    locks: Vec<String>,
+) -> anyhow::Result<Duration> {
     let hook = session.hook.clone();
     clients::each(locks, bench.clients, move |lock| {
         let hook = hook.clone();

@@ -33,28 +33,48 @@ struct Parked {
     event_overhead: Duration,
 }
 
+/// What figures 2 and 3 gathered, release by release.
+#[derive(Default)]
+struct Samples {
+    resumes: Vec<Duration>,
+    overheads: Vec<Duration>,
+    floor: Vec<Duration>,
+}
+
 pub async fn measure(bench: &Bench, backend: Backend) -> anyhow::Result<Vec<Row>> {
-    let n = bench.sizes.resumed;
     let mut session = Session::open(bench, backend, "bench-resume").await?;
-    subscribe(&session).await?;
-    let instances = session.instances("res", n, bench.clients).await?;
+    let measured = one_node(bench, &mut session).await;
+    let samples = session.finish(measured).await?;
+
+    let (name, floor) = (backend.name(), Distribution::new(samples.floor));
+    let mut rows = resume_rows(name, "", &Distribution::new(samples.resumes), &floor);
+    rows.extend(overhead_rows(
+        name,
+        &Distribution::new(samples.overheads),
+        &floor,
+    ));
+    Ok(rows)
+}
+
+async fn one_node(bench: &Bench, session: &mut Session) -> anyhow::Result<Samples> {
+    subscribe(session).await?;
+    let instances = session
+        .instances("res", bench.sizes.resumed, bench.clients)
+        .await?;
     let plain = Plain::open(&mut session.sink).await?;
 
-    let (mut overheads, mut resumes, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    let mut samples = Samples::default();
     for instance in &instances {
         let parked = park(&session.admin, &mut session.sink, instance).await?;
         let admin = &session.admin;
-        resumes.push(resume(&session.hook, admin, &mut session.sink, &parked).await?);
-        overheads.push(parked.event_overhead);
-        floor.push(plain.post(&mut session.sink, parked.body).await?);
+        let resumed = resume(&session.hook, admin, &mut session.sink, &parked).await?;
+        samples.resumes.push(resumed);
+        samples.overheads.push(parked.event_overhead);
+        samples
+            .floor
+            .push(plain.post(&mut session.sink, parked.body).await?);
     }
-    session.server.check_running()?;
-    session.close().await;
-
-    let (name, floor) = (backend.name(), Distribution::new(floor));
-    let mut rows = resume_rows(name, "", &Distribution::new(resumes), &floor);
-    rows.extend(overhead_rows(name, &Distribution::new(overheads), &floor));
-    Ok(rows)
+    Ok(samples)
 }
 
 /// Figure 2 across two nodes on PostgreSQL: releases started through node B, which owns
@@ -62,14 +82,42 @@ pub async fn measure(bench: &Bench, backend: Backend) -> anyhow::Result<Vec<Row>
 pub async fn measure_across_nodes(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let n = bench.sizes.resumed;
     let mut session = Session::open(bench, Backend::Postgres, "bench-a").await?;
-    let node_b = bench.serve(&session.database, "bench-b").await?;
-    let via_b = Api::new(&node_b.base, &bench.admin_token);
-    subscribe(&session).await?;
-    let instances = session.instances("two", n, bench.clients).await?;
+    let measured = match bench.serve(&session.database, "bench-b").await {
+        Ok(mut node_b) => {
+            let measured = two_nodes(bench, &mut session, &node_b.base).await;
+            let measured = match measured {
+                Err(err) => Err(node_b.explain(err).await),
+                ok => ok,
+            };
+            node_b.stop().await;
+            measured
+        }
+        Err(err) => Err(err),
+    };
+    let samples = session.finish(measured).await?;
+
+    let resumed = samples.resumes.len();
+    ensure!(resumed > 0, "node B owned none of the releases it started");
+    let note = format!(", {resumed} of {n} owned by B");
+    let (resumes, floor) = (
+        Distribution::new(samples.resumes),
+        Distribution::new(samples.floor),
+    );
+    Ok(resume_rows("postgres, 2 nodes", &note, &resumes, &floor))
+}
+
+/// Releases started through node B, at `b_base`, and released through A, the session's;
+/// a sample counts only when the database shows B holding the release's lease.
+async fn two_nodes(bench: &Bench, session: &mut Session, b_base: &str) -> anyhow::Result<Samples> {
+    let via_b = Api::new(b_base, &bench.admin_token);
+    subscribe(session).await?;
+    let instances = session
+        .instances("two", bench.sizes.resumed, bench.clients)
+        .await?;
     let pool = session.database.pool().await?;
     let plain = Plain::open(&mut session.sink).await?;
 
-    let (mut resumes, mut floor) = (Vec::new(), Vec::new());
+    let mut samples = Samples::default();
     for instance in &instances {
         let parked = park(&via_b, &mut session.sink, instance).await?;
         let owner: Option<String> = sqlx::query_scalar("SELECT owner FROM releases WHERE id = $1")
@@ -78,21 +126,14 @@ pub async fn measure_across_nodes(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             .await?;
         let resumed = resume(&session.hook, &via_b, &mut session.sink, &parked).await?;
         if owner.as_deref() == Some("bench-b") {
-            resumes.push(resumed);
-            floor.push(plain.post(&mut session.sink, parked.body).await?);
+            samples.resumes.push(resumed);
+            samples
+                .floor
+                .push(plain.post(&mut session.sink, parked.body).await?);
         }
     }
     pool.close().await;
-    node_b.stop().await;
-    session.close().await;
-
-    ensure!(
-        !resumes.is_empty(),
-        "node B owned none of the releases it started"
-    );
-    let note = format!(", {} of {n} owned by B", resumes.len());
-    let (resumes, floor) = (Distribution::new(resumes), Distribution::new(floor));
-    Ok(resume_rows("postgres, 2 nodes", &note, &resumes, &floor))
+    Ok(samples)
 }
 
 /// A locking webhook at `before_release` and a plain one at `before_release_complete`, the
