@@ -1,8 +1,9 @@
 //! Several nodes on one database: who advances which release, and how a wake-up on one node
 //! reaches the node that owns the release.
 //!
-//! A node advances only releases it owns, under a lease it renews for all of them in one
-//! statement. When a node dies its leases run out and the others take its releases over.
+//! A node advances only releases it owns, under a lease it renews for all of them by
+//! writing one heartbeat row. When a node dies its heartbeat runs out and the others take
+//! its releases over.
 //! Wake-ups cross nodes through PostgreSQL's LISTEN/NOTIFY, so a lock released through any
 //! node moves its release at once; the periodic sweep below only finds orphaned releases and
 //! covers notifications lost while a listener reconnected.
@@ -20,12 +21,16 @@ pub const WAKE_CHANNEL: &str = "lockstep_wake";
 impl Engine {
     /// Takes or keeps this node's lease on a release; `false` if another node owns it.
     pub(crate) async fn own(&self, release_id: &str) -> anyhow::Result<bool> {
-        let now = now_ms();
-        let until = now + self.config().release_lease.as_millis() as i64;
         let node = &self.config().node_id;
+        Ok(self.store().own_release(release_id, node, now_ms()).await?)
+    }
+
+    /// Renews this node's lease on all the releases it owns.
+    pub(crate) async fn heartbeat(&self) -> anyhow::Result<()> {
+        let until = now_ms() + self.config().release_lease.as_millis() as i64;
         Ok(self
             .store()
-            .own_release(release_id, node, now, until)
+            .heartbeat(&self.config().node_id, until)
             .await?)
     }
 
@@ -53,13 +58,11 @@ pub(crate) async fn keep_leases(engine: Engine) {
         if engine.is_shutting_down() {
             return;
         }
-        let until = now_ms() + lease.as_millis() as i64;
-        if let Err(err) = engine
-            .store()
-            .renew_ownership(&engine.config().node_id, until)
-            .await
-        {
-            warn!(error = %err, "could not renew release leases");
+        if let Err(err) = engine.heartbeat().await {
+            warn!(
+                error = format!("{err:#}"),
+                "could not renew this node's lease"
+            );
         }
         match engine.store().orphaned_releases(now_ms()).await {
             Ok(orphans) => {

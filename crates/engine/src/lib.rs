@@ -127,6 +127,7 @@ impl Engine {
         let node = engine.config().node_id.clone();
         engine.store().release_stale_claims(&node).await?;
         engine.store().release_stale_ownership(&node).await?;
+        engine.heartbeat().await?;
         tokio::spawn(wake::drive(engine.clone(), wake_rx));
         tokio::spawn(dispatcher::run(engine.clone()));
         tokio::spawn(expiry::run(engine.clone()));

@@ -400,15 +400,25 @@ impl Store {
             .collect()
     }
 
-    /// Takes or keeps ownership of a release for `node` until `until`. A node advances only
-    /// releases it owns; another may take one over once its owner's lease has run out.
-    pub async fn own_release(&self, id: &str, node: &str, now: i64, until: i64) -> Result<bool> {
+    /// Takes or keeps ownership of a release for `node`. A node advances only releases it
+    /// owns; another takes one over only once its owner's heartbeat has run out. Keeping a
+    /// release already owned writes nothing.
+    pub async fn own_release(&self, id: &str, node: &str, now: i64) -> Result<bool> {
+        let owner: Option<Option<String>> =
+            sqlx::query_scalar("SELECT owner FROM releases WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        if owner.flatten().as_deref() == Some(node) {
+            return Ok(true);
+        }
         let done = sqlx::query(
-            "UPDATE releases SET owner = $1, owner_until = $2
-             WHERE id = $3 AND (owner IS NULL OR owner = $1 OR owner_until < $4)",
+            "UPDATE releases SET owner = $1
+             WHERE id = $2 AND (owner IS NULL OR owner = $1 OR NOT EXISTS (
+                 SELECT 1 FROM nodes WHERE nodes.id = releases.owner
+                     AND nodes.heartbeat_until >= $3))",
         )
         .bind(node)
-        .bind(until)
         .bind(id)
         .bind(now)
         .execute(&self.pool)
@@ -416,22 +426,38 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Renews the lease on every unfinished release `node` owns, in one statement.
-    pub async fn renew_ownership(&self, node: &str, until: i64) -> Result<u64> {
-        let sql = format!("UPDATE releases SET owner_until = $1 WHERE owner = $2 AND {ACTIVE}");
-        let done = sqlx::query(&sql)
-            .bind(until)
-            .bind(node)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+    /// Renews `node`'s lease on every release it owns, with one write whatever their number.
+    pub async fn heartbeat(&self, node: &str, until: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO nodes (id, heartbeat_until) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_until = $2",
+        )
+        .bind(node)
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
-    /// Unfinished releases whose owner's lease ran out: their node is gone.
+    /// Unfinished releases whose owner's heartbeat ran out: their node is gone. Nodes gone
+    /// and owning nothing are forgotten, so a look costs nothing while every node is alive.
     pub async fn orphaned_releases(&self, now: i64) -> Result<Vec<String>> {
+        let forget = format!(
+            "DELETE FROM nodes WHERE heartbeat_until < $1 AND NOT EXISTS (
+                 SELECT 1 FROM releases WHERE releases.owner = nodes.id AND {ACTIVE})"
+        );
+        sqlx::query(&forget).bind(now).execute(&self.pool).await?;
+        let gone: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes WHERE heartbeat_until < $1")
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        if gone == 0 {
+            return Ok(Vec::new());
+        }
         let sql = format!(
-            "SELECT id FROM releases WHERE {ACTIVE} AND owner IS NOT NULL AND owner_until < $1
-             ORDER BY parent_log"
+            "SELECT r.id FROM releases r JOIN nodes n ON n.id = r.owner
+             WHERE n.heartbeat_until < $1 AND r.{ACTIVE}
+             ORDER BY r.parent_log"
         );
         Ok(sqlx::query_scalar(&sql)
             .bind(now)
