@@ -153,7 +153,8 @@ async fn attempt(engine: &Engine, delivery: &Delivery) -> anyhow::Result<()> {
         AfterAttempt::Failed => engine.metrics().delivery_finished("failed"),
         AfterAttempt::RetryAt(_) => {}
     }
-    check_health(engine, delivery, &answer).await?;
+    let failing = webhook.as_ref().is_some_and(|w| w.failing_since.is_some());
+    check_health(engine, delivery, &answer, failing).await?;
     if let Some(release_id) = &delivery.release_id {
         engine.wake(release_id);
     }
@@ -161,8 +162,17 @@ async fn attempt(engine: &Engine, delivery: &Delivery) -> anyhow::Result<()> {
 }
 
 /// A 410 Gone, or nothing but failures for too long, disables the webhook; the releases
-/// whose locks that settles are woken so their gates stop waiting.
-async fn check_health(engine: &Engine, delivery: &Delivery, answer: &Answer) -> anyhow::Result<()> {
+/// whose locks that settles are woken so their gates stop waiting. A success of a webhook
+/// that was not failing (`failing`, as loaded before the attempt) has nothing to record.
+async fn check_health(
+    engine: &Engine,
+    delivery: &Delivery,
+    answer: &Answer,
+    failing: bool,
+) -> anyhow::Result<()> {
+    if answer.failure.is_none() && !failing {
+        return Ok(());
+    }
     let store = engine.store();
     let webhook = &delivery.webhook_id;
     let disabled = if answer.status == Some(410) {

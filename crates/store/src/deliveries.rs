@@ -293,7 +293,7 @@ impl Store {
         // redelivery was asked for meanwhile (its due time moved past the one claimed) keeps
         // that request.
         sqlx::query(
-            "UPDATE deliveries SET attempts = $1, first_attempt_done = 1,
+            "UPDATE deliveries SET attempts = $1,
                  status = CASE WHEN status = 'cancelled' THEN status
                                WHEN next_attempt_at > $6 THEN 'pending' ELSE $2 END,
                  next_attempt_at = CASE WHEN status <> 'cancelled' AND next_attempt_at > $6

@@ -40,7 +40,6 @@ pub struct GateItem {
     pub locking: bool,
     pub status: String,
     pub attempts: i64,
-    pub first_attempt_done: bool,
     pub since: i64,
     pub lock_id: Option<String>,
     pub lock_status: Option<String>,
@@ -55,7 +54,7 @@ impl GateItem {
     pub fn pending(&self) -> bool {
         match &self.lock_status {
             Some(status) => status == "open",
-            None => !self.first_attempt_done && self.status == "pending",
+            None => self.attempts == 0 && self.status == "pending",
         }
     }
 }
@@ -358,7 +357,7 @@ impl Store {
     pub async fn gate(&self, release_id: &str, event: Event) -> Result<Vec<GateItem>> {
         let rows = sqlx::query(
             "SELECT d.id, d.webhook_id, d.url, d.locking, d.status, d.attempts,
-                    d.first_attempt_done, d.created_at,
+                    d.created_at,
                     l.id AS lock_id, l.status AS lock_status, l.outcome, l.message,
                     l.released_by
              FROM deliveries d LEFT JOIN locks l ON l.delivery_id = d.id
@@ -378,7 +377,6 @@ impl Store {
                     locking: row.try_get::<i64, _>("locking")? != 0,
                     status: row.try_get("status")?,
                     attempts: row.try_get("attempts")?,
-                    first_attempt_done: row.try_get::<i64, _>("first_attempt_done")? != 0,
                     since: row.try_get("created_at")?,
                     lock_id: row.try_get("lock_id")?,
                     lock_status: row.try_get("lock_status")?,
@@ -470,7 +468,7 @@ impl Store {
     pub async fn release_stale_ownership(&self, node: &str) -> Result<u64> {
         let all = self.backend == crate::Backend::Sqlite;
         let done = sqlx::query(
-            "UPDATE releases SET owner = NULL, owner_until = NULL
+            "UPDATE releases SET owner = NULL
              WHERE owner IS NOT NULL AND ($1 = 1 OR owner = $2)",
         )
         .bind(flag(all))

@@ -306,10 +306,13 @@ impl Store {
     ) -> Result<Option<(String, Vec<String>)>> {
         let now = now_ms();
         if success {
-            sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(
+                "UPDATE webhooks SET failing_since = NULL
+                 WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
             return Ok(None);
         }
         sqlx::query(
