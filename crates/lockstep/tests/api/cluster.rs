@@ -48,7 +48,6 @@ pub async fn a_lock_released_through_any_node_wakes_the_release_wherever_it_runs
 
 pub async fn a_release_whose_node_is_killed_is_finished_by_another_node() {
     let mut first = TestApp::spawn().await;
-    let second = first.join("node-b");
     let receiver = Receiver::start(Answer::Status(200)).await;
     first.instance("shop", json!([])).await;
     let events = json!([{"event": "before_release_complete", "locking": true},
@@ -64,6 +63,8 @@ pub async fn a_release_whose_node_is_killed_is_finished_by_another_node() {
             r["waiting_on"][0]["attempts"] == 1
         })
         .await;
+    // The second node joins only now, so the release is surely the first node's.
+    let second = first.join("node-b");
     first.kill();
     let (status, _) = second
         .release_lock(&hook, lock.as_str().unwrap(), "continue")
