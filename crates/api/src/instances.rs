@@ -47,7 +47,7 @@ pub fn view(instance: &Instance) -> Value {
         "name": instance.name,
         "url": instance.url,
         "attributes": instance.attributes,
-        "steps": instance.steps.iter().map(|s| json!({"name": s.name, "run": s.run})).collect::<Vec<_>>(),
+        "steps": instance.steps,
         "created_at": time(instance.created_at),
         "updated_at": time(instance.updated_at),
     })

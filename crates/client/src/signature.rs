@@ -30,7 +30,10 @@ pub enum SignatureError {
         "the request is {0} seconds older than the 5 minutes allowed: a replay, or a slow queue"
     )]
     TooOld(u64),
-    #[error("the request is {0} seconds further in the future than the 5 minutes allowed: check the clocks")]
+    #[error(
+        "the request is {0} seconds further in the future than the 5 minutes allowed: \
+         check the clocks"
+    )]
     TooNew(u64),
     #[error("no signature matches: wrong key, or the body was changed")]
     NoMatch,

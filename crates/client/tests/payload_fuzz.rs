@@ -5,13 +5,20 @@ use proptest::prelude::*;
 
 use lockstep_client::Payload;
 
-const DELIVERY: &str = r#"{"secret":"s","instance":{"id":"shop","name":"Größe 🚀","url":"https://a.b","attributes":{"x":[1,{"y":null}]}},"parent_log":1234,"lock":"lsl_abc","release":{"tag":"v2.4.1","zero_downtime":true},"event":"before_release_complete","reason":"x"}"#;
+const DELIVERY: &str = concat!(
+    r#"{"secret":"s","instance":{"id":"shop","name":"Größe 🚀","url""#,
+    r#":"https://a.b","attributes":{"x":[1,{"y":null}]}},"parent_lo"#,
+    r#"g":1234,"lock":"lsl_abc","release":{"tag":"v2.4.1","zero_dow"#,
+    r#"ntime":true},"event":"before_release_complete","reason":"x"}"#,
+);
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
 
     #[test]
-    fn random_bytes_never_panic_the_parser(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+    fn random_bytes_never_panic_the_parser(
+        bytes in proptest::collection::vec(any::<u8>(), 0..512),
+    ) {
         let _ = Payload::from_slice(&bytes);
     }
 
@@ -29,8 +36,10 @@ proptest! {
 
     #[test]
     fn unknown_fields_anywhere_are_tolerated(name in "[a-z_]{1,12}", value in any::<i64>()) {
-        let known = ["secret", "instance", "parent_log", "lock", "release", "event", "reason", "tag",
-            "zero_downtime"];
+        let known = [
+            "secret", "instance", "parent_log", "lock", "release", "event", "reason", "tag",
+            "zero_downtime",
+        ];
         prop_assume!(!known.contains(&name.as_str()));
         let mut json: serde_json::Value = serde_json::from_str(DELIVERY).unwrap();
         json[&name] = serde_json::json!(value);

@@ -117,7 +117,10 @@ mod tests {
         let text = String::from_utf8(body).unwrap();
         assert_eq!(
             text,
-            r#"{"instance":{"id":"shop"},"parent_log":1234,"release":{"tag":"v2.4.1","zero_downtime":true},"event":"after_release"}"#
+            concat!(
+                r#"{"instance":{"id":"shop"},"parent_log":1234,"#,
+                r#""release":{"tag":"v2.4.1","zero_downtime":true},"event":"after_release"}"#
+            )
         );
     }
 

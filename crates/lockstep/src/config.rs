@@ -58,7 +58,8 @@ pub struct ServeArgs {
     /// User-Agent of webhook requests [default: MDOQ Webhook (https://www.mdoq.io)]
     #[arg(long, env = "LOCKSTEP_USER_AGENT")]
     pub user_agent: Option<String>,
-    /// Waits between attempts of a failed delivery, e.g. `5s,1m,5m` [default: 5s,1m,5m,30m,2h,5h,10h,10h]
+    /// Waits between attempts of a failed delivery, e.g. `5s,1m,5m`
+    /// [default: 5s,1m,5m,30m,2h,5h,10h,10h]
     #[arg(long, env = "LOCKSTEP_RETRY_SCHEDULE")]
     pub retry_schedule: Option<String>,
     /// Most webhook attempts in flight at once [default: 64]

@@ -84,7 +84,8 @@ impl Application {
 fn warn_about_risky_settings(config: &Config) {
     if config.encryption_key.is_none() {
         tracing::warn!(
-            "no LOCKSTEP_ENCRYPTION_KEY: webhook secrets and delivery bodies are stored in the clear"
+            "no LOCKSTEP_ENCRYPTION_KEY: webhook secrets and delivery bodies are stored \
+             in the clear"
         );
     }
     for network in &config.allow_networks {

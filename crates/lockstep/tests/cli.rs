@@ -209,15 +209,20 @@ struct Receiver {
     bodies: Arc<Mutex<Vec<Value>>>,
 }
 
+/// What the test receiver was sent, in order.
+type Bodies = Arc<Mutex<Vec<Value>>>;
+
 impl Receiver {
     async fn start() -> Receiver {
-        let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let bodies: Bodies = Arc::default();
         let app = Router::new()
             .route(
                 "/hook",
-                post(|State(bodies): State<Arc<Mutex<Vec<Value>>>>, Json(body): Json<Value>| async move {
-                    bodies.lock().unwrap().push(body);
-                }),
+                post(
+                    |State(bodies): State<Bodies>, Json(body): Json<Value>| async move {
+                        bodies.lock().unwrap().push(body);
+                    },
+                ),
             )
             .with_state(bodies.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

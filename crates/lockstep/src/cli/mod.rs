@@ -98,7 +98,12 @@ pub struct Connection {
     #[arg(long, global = true)]
     pub json: bool,
     /// How many times to try again while the server cannot be reached (about 36 s for 10)
-    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(0..=100)
+    )]
     pub retries: u32,
 }
 

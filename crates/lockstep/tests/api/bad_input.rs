@@ -120,7 +120,8 @@ pub async fn webhook_inputs_that_break_a_rule_are_422s_naming_the_field() {
             "events[0].event",
         ),
         (
-            json!({"url": "https://e.com/", "events": [{"event": "release_failed", "locking": true}]}),
+            json!({"url": "https://e.com/",
+                "events": [{"event": "release_failed", "locking": true}]}),
             "events[0].locking",
         ),
         (json!({"url": "https://e.com/", "events": []}), "events"),
@@ -260,8 +261,13 @@ pub async fn no_token_is_401_and_the_wrong_scope_is_403() {
         )
         .await;
     let deploy_steps = app
-        .call("POST", "/api/v1/instances", &deploy,
-            Some(json!({"id": "a", "name": "a", "url": "https://a.b", "steps": [{"name": "x", "run": "id"}]})))
+        .call(
+            "POST",
+            "/api/v1/instances",
+            &deploy,
+            Some(json!({"id": "a", "name": "a", "url": "https://a.b",
+                "steps": [{"name": "x", "run": "id"}]})),
+        )
         .await;
     let deploy_plain = app
         .call(

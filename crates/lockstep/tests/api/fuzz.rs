@@ -118,7 +118,8 @@ pub async fn mutated_bodies_never_get_a_5xx_on_any_writing_endpoint() {
         (
             "POST",
             "/api/v1/instances".to_owned(),
-            json!({"id": "blog", "name": "Blog", "url": "https://b.example", "attributes": {"a": 1}, "steps": [{"name": "s", "run": "true"}]}),
+            json!({"id": "blog", "name": "Blog", "url": "https://b.example",
+                "attributes": {"a": 1}, "steps": [{"name": "s", "run": "true"}]}),
         ),
         (
             "PATCH",
@@ -128,7 +129,10 @@ pub async fn mutated_bodies_never_get_a_5xx_on_any_writing_endpoint() {
         (
             "POST",
             "/api/v1/webhooks".to_owned(),
-            json!({"url": "https://h.example/", "secret": "abc", "events": [{"event": "before_release", "locking": true}], "instances": ["shop"], "timeout_seconds": 30, "retry_schedule": "5s,1m", "lock_timeout_seconds": 60, "lock_default_outcome": "abort"}),
+            json!({"url": "https://h.example/", "secret": "abc",
+                "events": [{"event": "before_release", "locking": true}], "instances": ["shop"],
+                "timeout_seconds": 30, "retry_schedule": "5s,1m", "lock_timeout_seconds": 60,
+                "lock_default_outcome": "abort"}),
         ),
         (
             "PATCH",
@@ -231,7 +235,8 @@ pub async fn repeated_bad_tokens_from_one_address_are_held_back_but_valid_ones_p
 
 pub async fn json_nested_too_deep_is_refused_with_a_400() {
     let app = TestApp::spawn().await;
-    let body = json!({"id": "deep", "name": "Deep", "url": "https://d.example", "attributes": {"x": nested(200)}});
+    let body = json!({"id": "deep", "name": "Deep", "url": "https://d.example",
+        "attributes": {"x": nested(200)}});
 
     let (status, answer) = app
         .call("POST", "/api/v1/instances", &app.admin, Some(body))

@@ -143,18 +143,23 @@ fn notes(file: &std::path::Path) -> Vec<String> {
     text.lines().map(str::to_owned).collect()
 }
 
+/// Waits until the step has noted its start, so a kill lands while it runs.
+async fn wait_for_a_note(file: &std::path::Path) {
+    for _ in 0..200 {
+        if !notes(file).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn a_step_cut_short_by_a_kill_is_stopped_before_it_runs_again() {
     let mut app = TestApp::spawn().await;
     let file = std::env::temp_dir().join(format!("lockstep-notes-{}", rand::random::<u64>()));
     app.instance("shop", noting_step(&file)).await;
     let release = app.start_release("shop", "v1").await;
     let id = release["id"].as_str().unwrap();
-    for _ in 0..200 {
-        if !notes(&file).is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_a_note(&file).await;
 
     app.kill();
     app.start();
@@ -178,12 +183,7 @@ pub async fn sigterm_stops_a_running_step_and_the_restart_runs_it_again() {
     app.instance("shop", noting_step(&file)).await;
     let release = app.start_release("shop", "v1").await;
     let id = release["id"].as_str().unwrap();
-    for _ in 0..200 {
-        if !notes(&file).is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_a_note(&file).await;
 
     let code = app.terminate().await;
     app.start();

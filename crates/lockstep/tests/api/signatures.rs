@@ -55,19 +55,22 @@ pub async fn deliveries_are_signed_over_the_exact_bytes_including_awkward_text()
     assert!(!verify("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", request));
 }
 
-pub async fn a_rotated_key_keeps_signing_beside_the_new_one_during_its_overlap() {
+/// A service with one instance and one webhook to `receiver`, with the webhook's id and its
+/// first signing key.
+async fn shop_with_a_signed_webhook() -> (TestApp, Receiver, String, serde_json::Value) {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(Answer::Status(200)).await;
     app.instance("shop", json!([])).await;
-    let webhook = app
-        .webhook(
-            &receiver.url("/"),
-            json!([{"event": "before_release"}]),
-            json!({}),
-        )
-        .await;
-    let id = webhook["id"].as_str().unwrap();
-    let old = app.get(&format!("/api/v1/webhooks/{id}/signing-key")).await["key"].clone();
+    let events = json!([{"event": "before_release"}]);
+    let webhook = app.webhook(&receiver.url("/"), events, json!({})).await;
+    let id = webhook["id"].as_str().unwrap().to_owned();
+    let key = app.get(&format!("/api/v1/webhooks/{id}/signing-key")).await["key"].clone();
+    (app, receiver, id, key)
+}
+
+pub async fn a_rotated_key_keeps_signing_beside_the_new_one_during_its_overlap() {
+    let (app, receiver, id, old) = shop_with_a_signed_webhook().await;
+    let id = id.as_str();
 
     let path = format!("/api/v1/webhooks/{id}/signing-key/rotate");
     let rotated = app.post(&path, json!({"overlap_seconds": 3600})).await;
@@ -100,18 +103,8 @@ pub async fn a_rotated_key_keeps_signing_beside_the_new_one_during_its_overlap()
 }
 
 pub async fn a_rotation_without_overlap_signs_with_the_new_key_alone() {
-    let app = TestApp::spawn().await;
-    let receiver = Receiver::start(Answer::Status(200)).await;
-    app.instance("shop", json!([])).await;
-    let webhook = app
-        .webhook(
-            &receiver.url("/"),
-            json!([{"event": "before_release"}]),
-            json!({}),
-        )
-        .await;
-    let id = webhook["id"].as_str().unwrap();
-    let old = app.get(&format!("/api/v1/webhooks/{id}/signing-key")).await["key"].clone();
+    let (app, receiver, id, old) = shop_with_a_signed_webhook().await;
+    let id = id.as_str();
 
     let path = format!("/api/v1/webhooks/{id}/signing-key/rotate");
     let rotated = app.post(&path, json!({"overlap_seconds": 0})).await;

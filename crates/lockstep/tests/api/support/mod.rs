@@ -44,7 +44,8 @@ pub async fn run(backend: Backend, test: impl std::future::Future<Output = ()>) 
             use std::io::Write;
             let _ = writeln!(
                 std::io::stderr(),
-                "notice: PostgreSQL tests skipped: set LOCKSTEP_TEST_DATABASE_URL=postgres://USER@HOST:PORT to run them"
+                "notice: PostgreSQL tests skipped: set \
+                 LOCKSTEP_TEST_DATABASE_URL=postgres://USER@HOST:PORT to run them"
             );
         });
         return;
